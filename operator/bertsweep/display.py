@@ -1,0 +1,125 @@
+"""What a person sees in the terminal: the live trial table, events, and the leaderboard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from bertsweep.api import SweepSpec, SweepStatus, Trial, TrialPhase
+from bertsweep.contract import Observation
+
+_PHASE_STYLE = {
+    TrialPhase.pending: "dim",
+    TrialPhase.running: "cyan",
+    TrialPhase.succeeded: "green",
+    TrialPhase.failed: "red",
+    TrialPhase.pruned: "yellow",
+}
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    text = str(value)
+    return text if len(text) <= 28 else "…" + text[-27:]
+
+
+def trial_table(
+    spec: SweepSpec,
+    trials: Sequence[Trial],
+    observations: Mapping[str, Observation] | None = None,
+    title: str | None = None,
+) -> Table:
+    """One row per trial: parameters, phase, progress and the objective."""
+    observations = observations or {}
+    names = [p.name for p in spec.parameters]
+    table = Table(title=title, header_style="bold", title_justify="left")
+    table.add_column("trial")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("phase")
+    table.add_column("epoch", justify="right")
+    table.add_column("samples/s", justify="right")
+    table.add_column(spec.objective.metric, justify="right")
+    for trial in trials:
+        seen = observations.get(trial.name)
+        value = trial.objective(spec.objective)
+        epoch = seen.epoch if seen and seen.epoch is not None else None
+        if epoch is None and trial.reports:
+            epoch = trial.reports[-1].epoch
+        table.add_row(
+            trial.name,
+            *[_value(trial.parameters.get(n, "")) for n in names],
+            Text(trial.phase.value, style=_PHASE_STYLE[trial.phase]),
+            f"{epoch:.2f}" if epoch is not None else "",
+            f"{seen.samples_per_second:.1f}" if seen and seen.samples_per_second else "",
+            f"{value:.4f}" if value is not None else "",
+        )
+    return table
+
+
+def status_line(status: SweepStatus, spec: SweepSpec) -> Text:
+    counts = status.trials
+    best = f"{status.best_objective:.4f}" if status.best_objective is not None else "-"
+    return Text.assemble(
+        (f"{status.phase.value}", "bold"),
+        f"  done {status.done}  running {counts.running}  failed {counts.failed}  "
+        f"pruned {counts.pruned}  best {spec.objective.metric} {best}",
+    )
+
+
+class Progress:
+    """Live table on a terminal; one line per event elsewhere (CI logs, files)."""
+
+    def __init__(self, spec: SweepSpec, console: Console | None = None) -> None:
+        self.spec = spec
+        self.console = console or Console()
+        self.live: Live | None = None
+        if self.console.is_terminal:
+            self.live = Live(console=self.console, refresh_per_second=2, transient=False)
+
+    def __enter__(self) -> Progress:
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.__exit__(None, None, None)
+
+    def update(
+        self,
+        status: SweepStatus,
+        trials: list[Trial],
+        observations: Mapping[str, Observation],
+    ) -> None:
+        if self.live:
+            shown = trials[-20:]  # a long sweep scrolls; the leaderboard at the end has the rest
+            self.live.update(
+                Group(trial_table(self.spec, shown, observations), status_line(status, self.spec))
+            )
+
+    def event(self, message: str) -> None:
+        self.console.log(message) if self.live else self.console.print(message, highlight=False)
+
+
+def leaderboard(spec: SweepSpec, status: SweepStatus, trials: Sequence[Trial]) -> Group:
+    """The final report: the best trials, then the best configuration as a user would copy it."""
+    by_name = {t.name: t for t in trials}
+    ranked = [by_name[s.name] for s in status.leaderboard if s.name in by_name]
+    parts: list[Any] = [trial_table(spec, ranked, title="Leaderboard"), status_line(status, spec)]
+    condition = status.conditions[-1] if status.conditions else None
+    if condition is not None:
+        parts.append(Text(f"{condition.reason}: {condition.message}"))
+    if status.best_trial is not None:
+        best = status.best_trial
+        lines = [f"Best trial {best.name}:"]
+        lines += [f"  {k}: {v}" for k, v in {**spec.fixed, **best.parameters}.items()]
+        lines += [f"  -> {k} = {v:.4f}" for k, v in sorted(best.metrics.items())]
+        parts.append(Text("\n".join(lines), style="bold green"))
+    return Group(*parts)

@@ -1,0 +1,337 @@
+"""The local runner (`bertsweep run`): the planner's decisions carried out with subprocesses.
+
+Each trial is the real trainer as a child process, started from the trial template's command
+with the same BERTSWEEP_* environment a pod gets. Metrics come from each trial's /metrics
+endpoint over HTTP (the contract the operator reads through Prometheus), with the trial's
+result file as the fallback for whatever the last scrape missed. This module owns the
+processes and that HTTP; the decisions are `planner.plan()`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bertsweep import contract
+from bertsweep.api import MAX_REPORTS, SweepSpec, SweepStatus, Trial, TrialPhase
+from bertsweep.planner import PRUNED, SWEEP_ENDED, plan
+
+POLL_SECONDS = 1.0
+# How long a finished trainer waits for one last scrape; ours comes within a poll.
+SCRAPE_WAIT_SECONDS = 10
+STOP_GRACE_SECONDS = 30
+
+
+def resolve_reference(value: str, base: Path) -> str:
+    """A model or data reference made absolute against the manifest's folder when it names a
+    file or folder there; hub ids and `pkg:` references pass through."""
+    if value.startswith("pkg:") or Path(value).is_absolute():
+        return value
+    candidate = base / value
+    return str(candidate.resolve()) if candidate.exists() else value
+
+
+def localize(spec: SweepSpec, base: Path) -> SweepSpec:
+    """The spec with relative data paths and model folders resolved against `base`."""
+
+    def data_path(value: str) -> str:
+        return value if value.startswith("pkg:") else str((base / value).resolve())
+
+    validation = spec.dataset.validation
+    dataset = spec.dataset.model_copy(
+        update={
+            "train": data_path(spec.dataset.train),
+            "validation": None if validation is None else data_path(validation),
+        }
+    )
+    parameters = [
+        p.model_copy(update={"values": [resolve_reference(str(v), base) for v in p.values or []]})
+        if p.name == "model"
+        else p
+        for p in spec.parameters
+    ]
+    return spec.model_copy(
+        update={
+            "model": resolve_reference(spec.model, base),
+            "dataset": dataset,
+            "parameters": parameters,
+        }
+    )
+
+
+def trial_environment(sweep: str, spec: SweepSpec, trial: Trial) -> dict[str, str]:
+    """The BERTSWEEP_* variables that tell the trainer what to run (pods get the same)."""
+    return {
+        contract.ENV_SWEEP: sweep,
+        contract.ENV_TRIAL: trial.name,
+        contract.ENV_MODEL: spec.model,
+        contract.ENV_DATASET: json.dumps(spec.dataset.wire()),
+        contract.ENV_PARAMETERS: json.dumps({**spec.fixed, **trial.parameters}),
+    }
+
+
+@dataclass
+class _Process:
+    popen: subprocess.Popen[bytes]
+    port: int
+    result_file: Path
+    log: Any
+    stop_sent: float | None = None
+    observation: contract.Observation = field(default_factory=contract.Observation)
+
+
+@dataclass
+class LocalRunner:
+    """Runs one sweep to its end on this machine."""
+
+    sweep: str
+    spec: SweepSpec
+    output: Path
+    workers: int | None = None
+    on_update: Callable[[SweepStatus, list[Trial], Mapping[str, contract.Observation]], None] = (
+        lambda *_: None
+    )
+    on_event: Callable[[str], None] = lambda _: None
+    trials: dict[str, Trial] = field(default_factory=dict)
+    status: SweepStatus = field(default_factory=SweepStatus)
+    _processes: dict[str, _Process] = field(default_factory=dict)
+
+    def run(self) -> SweepStatus:
+        """Run until the planner says the sweep has ended and every trial process has exited."""
+        if self.workers is not None:
+            self.spec = self.spec.model_copy(update={"parallelism": self.workers})
+        self.output.mkdir(parents=True, exist_ok=True)
+        try:
+            with httpx.Client(timeout=2.0) as http:
+                while True:
+                    self._observe(http)
+                    self._reconcile()
+                    self.on_update(
+                        self.status,
+                        self._ordered(),
+                        {n: p.observation for n, p in self._processes.items()},
+                    )
+                    if self.status.phase.finished and not self._processes:
+                        return self.status
+                    time.sleep(POLL_SECONDS)
+        finally:
+            self._kill_all()
+            self.write_result()
+
+    # ---- observe ---------------------------------------------------------------------------
+
+    def _observe(self, http: httpx.Client) -> None:
+        for name, process in list(self._processes.items()):
+            exited = process.popen.poll() is not None
+            self._scrape(http, name, process)
+            if exited:
+                self._finish(name, process)
+            elif process.stop_sent and time.monotonic() - process.stop_sent > STOP_GRACE_SECONDS:
+                process.popen.kill()
+
+    def _scrape(self, http: httpx.Client, name: str, process: _Process) -> None:
+        try:
+            text = http.get(f"http://127.0.0.1:{process.port}/metrics").text
+        except httpx.HTTPError:
+            return  # not listening yet, or gone: the result file covers the end
+        observation = contract.observe_trial(contract.parse_exposition(text))
+        process.observation = observation
+        trial = self.trials[name]
+        update: dict[str, Any] = {}
+        if observation.reports:
+            update["reports"] = observation.reports[-MAX_REPORTS:]
+        if observation.final:
+            update["metrics"] = observation.final
+        if update:
+            self.trials[name] = trial.model_copy(update=update)
+
+    def _finish(self, name: str, process: _Process) -> None:
+        del self._processes[name]
+        process.log.close()
+        trial = self.trials[name]
+        code = process.popen.returncode
+        result = _read_result(process.result_file)
+        metrics = trial.metrics or dict(result.get("metrics") or {})
+        if not metrics and trial.reports:
+            metrics = dict(trial.reports[-1].metrics)
+        update: dict[str, Any] = {"metrics": metrics, "completion_time": _now()}
+        if trial.phase is TrialPhase.pruned:
+            pass  # the planner's verdict stands; the trainer only reported its last values
+        elif code == 0 and result.get("status", "completed") == "completed":
+            update |= {"phase": TrialPhase.succeeded, "reason": "Completed"}
+        else:
+            reason = result.get("reason") or ("Killed" if code and code < 0 else "Error")
+            message = result.get("message") or _tail(process.result_file.parent / "trainer.log")
+            update |= {
+                "phase": TrialPhase.failed,
+                "reason": str(reason),
+                "message": f"exit code {code}: {message}",
+            }
+        finished = trial.model_copy(update=update)
+        self.trials[name] = finished
+        self.on_event(_describe_end(finished, self.spec))
+
+    # ---- decide and act ----------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        decision = plan(self.sweep, self.spec, self._ordered(), _now(), self.status)
+        for name, message in decision.prune.items():
+            self._stop(name, PRUNED, message)
+            self.on_event(f"{name} pruned: {message}")
+        for name in decision.stop:
+            self._stop(name, SWEEP_ENDED, "the sweep ended before this trial finished")
+        for trial in decision.create:
+            self._start(trial)
+        self.status = decision.status
+
+    def _start(self, trial: Trial) -> None:
+        directory = self.output / "trials" / trial.name
+        directory.mkdir(parents=True, exist_ok=True)
+        result_file = directory / "result.json"
+        result_file.unlink(missing_ok=True)
+        port = _free_port()
+        threads = max(1, (os.cpu_count() or 1) // self.spec.parallelism)
+        env = {
+            **os.environ,
+            **{e["name"]: str(e["value"]) for e in self.spec.trial_template.env if "value" in e},
+            **trial_environment(self.sweep, self.spec, trial),
+            contract.ENV_METRICS_ADDR: "127.0.0.1",
+            contract.ENV_METRICS_PORT: str(port),
+            contract.ENV_RESULT_FILE: str(result_file),
+            contract.ENV_SCRAPE_WAIT: str(SCRAPE_WAIT_SECONDS),
+            # Trials share the machine's cores; oversubscribed BLAS threads make all of them slow.
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        command = self._command()
+        log = (directory / "trainer.log").open("wb")
+        popen = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._processes[trial.name] = _Process(popen, port, result_file, log)
+        self.trials[trial.name] = trial.model_copy(
+            update={"phase": TrialPhase.running, "start_time": _now()}
+        )
+        self.on_event(f"{trial.name} started: {_format_parameters(trial.parameters)}")
+
+    def _command(self) -> list[str]:
+        template = self.spec.trial_template
+        executable, *rest = template.command
+        # The trainer installed beside this interpreter (the project's venv) comes first.
+        beside = Path(sys.executable).parent / executable
+        found = str(beside) if beside.exists() else shutil.which(executable)
+        if found is None:
+            raise FileNotFoundError(f"trial command {executable!r} not found on PATH")
+        return [found, *rest, *template.args]
+
+    def _stop(self, name: str, reason: str, message: str) -> None:
+        self.trials[name] = self.trials[name].model_copy(
+            update={"phase": TrialPhase.pruned, "reason": reason, "message": message}
+        )
+        process = self._processes.get(name)
+        if process is not None and process.stop_sent is None:
+            process.stop_sent = time.monotonic()
+            with contextlib.suppress(ProcessLookupError):
+                process.popen.send_signal(signal.SIGTERM)
+
+    def _kill_all(self) -> None:
+        """On interrupt or error: no trainer outlives the runner."""
+        for process in self._processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGTERM)
+        for process in self._processes.values():
+            try:
+                process.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.popen.pid, signal.SIGKILL)
+            process.log.close()
+
+    def _ordered(self) -> list[Trial]:
+        return sorted(self.trials.values(), key=lambda t: t.index)
+
+    # ---- report ------------------------------------------------------------------------------
+
+    def result(self) -> dict[str, Any]:
+        """result.json: the same shape as a BertSweep's status, plus every trial."""
+        best = self.status.best_trial
+        return {
+            "sweep": self.sweep,
+            "phase": self.status.phase.value,
+            "bestTrial": best.wire() if best else None,
+            "status": self.status.wire(),
+            "trials": [
+                {
+                    "name": t.name,
+                    "parameters": t.parameters,
+                    "phase": t.phase.value,
+                    "metrics": t.metrics,
+                    "reason": t.reason,
+                    "message": t.message,
+                    "reports": [r.wire() for r in t.reports],
+                }
+                for t in self._ordered()
+            ],
+        }
+
+    def write_result(self) -> Path:
+        path = self.output / "result.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.result(), indent=2) + "\n")
+        temporary.replace(path)
+        return path
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no output"
+    return " | ".join(text[-lines:]) or "no output"
+
+
+def _format_parameters(parameters: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items()
+    )
+
+
+def _describe_end(trial: Trial, spec: SweepSpec) -> str:
+    value = trial.objective(spec.objective)
+    shown = f"{spec.objective.metric}={value:.4f}" if value is not None else "no objective"
+    if trial.phase is TrialPhase.failed:
+        return f"{trial.name} failed: {trial.reason}: {trial.message}"
+    return f"{trial.name} {trial.phase.value.lower()}: {shown}"

@@ -8,10 +8,11 @@ from Prometheus is the job of `local.py` and `prometheus.py`, which turn what th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bertsweep.api import MINIMIZED_METRICS, REPORTED_METRICS, Report
+from bertsweep.api import MINIMIZED_METRICS, REPORTED_METRICS, Report, SweepSpec, Trial
 
 __all__ = ["MINIMIZED_METRICS", "REPORTED_METRICS", "Observation", "Report", "Sample"]
 
@@ -121,3 +122,15 @@ def parse_exposition(text: str) -> list[Sample]:
         for s in family.samples
         if s.name in ours
     ]
+
+
+def trial_environment(sweep: str, spec: SweepSpec, trial: Trial) -> dict[str, str]:
+    """The BERTSWEEP_* variables that tell the trainer what to run: the same for a pod and
+    for a local process."""
+    return {
+        ENV_SWEEP: sweep,
+        ENV_TRIAL: trial.name,
+        ENV_MODEL: spec.model,
+        ENV_DATASET: json.dumps(spec.dataset.wire()),
+        ENV_PARAMETERS: json.dumps({**spec.fixed, **trial.parameters}),
+    }

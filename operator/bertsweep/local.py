@@ -73,17 +73,6 @@ def localize(spec: SweepSpec, base: Path) -> SweepSpec:
     )
 
 
-def trial_environment(sweep: str, spec: SweepSpec, trial: Trial) -> dict[str, str]:
-    """The BERTSWEEP_* variables that tell the trainer what to run (pods get the same)."""
-    return {
-        contract.ENV_SWEEP: sweep,
-        contract.ENV_TRIAL: trial.name,
-        contract.ENV_MODEL: spec.model,
-        contract.ENV_DATASET: json.dumps(spec.dataset.wire()),
-        contract.ENV_PARAMETERS: json.dumps({**spec.fixed, **trial.parameters}),
-    }
-
-
 @dataclass
 class _Process:
     popen: subprocess.Popen[bytes]
@@ -208,7 +197,7 @@ class LocalRunner:
         env = {
             **os.environ,
             **{e["name"]: str(e["value"]) for e in self.spec.trial_template.env if "value" in e},
-            **trial_environment(self.sweep, self.spec, trial),
+            **contract.trial_environment(self.sweep, self.spec, trial),
             contract.ENV_METRICS_ADDR: "127.0.0.1",
             contract.ENV_METRICS_PORT: str(port),
             contract.ENV_RESULT_FILE: str(result_file),

@@ -39,8 +39,14 @@ test-unit: setup
 test-local: setup
 	$(BIN)/pytest -m local
 
-test-cluster: setup devcluster
-	$(BIN)/pytest -m cluster
+# Brings the dev control plane up for the cluster tests and down again afterwards, unless it
+# was already up (then it is left as it was found).
+test-cluster: setup
+	@was_up=$$(test -f .devcluster/env && echo yes); \
+	devcluster/up.sh || exit $$?; \
+	$(BIN)/pytest -m cluster; rc=$$?; \
+	test -n "$$was_up" || devcluster/down.sh; \
+	exit $$rc
 
 test: setup lint
 	$(BIN)/pytest -m "unit or local"

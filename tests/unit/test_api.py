@@ -107,7 +107,9 @@ def _error(mutate: Any) -> str:
         (lambda s: s.update(maxTrials="many"), "spec.maxTrials"),
         (lambda s: s.update(fixed={"learning_rate": 1e-5}), "learning_rate is both searched"),
         (
-            lambda s: s["parameters"].append({"name": "learning_rate", "type": "int", "min": 1, "max": 2}),
+            lambda s: s["parameters"].append(
+                {"name": "learning_rate", "type": "int", "min": 1, "max": 2}
+            ),
             "repeated: learning_rate",
         ),
         (lambda s: s.update(parameters=[]), "spec.parameters"),

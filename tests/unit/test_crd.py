@@ -32,12 +32,16 @@ def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-@pytest.mark.parametrize("crd", custom_resource_definitions(), ids=lambda c: c["spec"]["names"]["kind"])
+@pytest.mark.parametrize(
+    "crd", custom_resource_definitions(), ids=lambda c: c["spec"]["names"]["kind"]
+)
 def test_schema_is_structural_for_kubernetes_1_20(crd: dict[str, Any]) -> None:
     version = crd["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
     for path, node in _walk(schema):
-        assert not {"anyOf", "oneOf", "allOf", "$ref", "$defs", "title", "const"} & node.keys(), path
+        assert not {"anyOf", "oneOf", "allOf", "$ref", "$defs", "title", "const"} & node.keys(), (
+            path
+        )
         if "properties" in node and path.split(".")[-1] != "properties":
             assert node.get("type") == "object", path
             assert "additionalProperties" not in node, path
@@ -60,7 +64,10 @@ def test_sweep_crd_has_descriptions_and_printer_columns() -> None:
     assert columns["Best"] == ".status.bestObjective"
     assert columns["Age"] == ".metadata.creationTimestamp"
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert "learning rates" in spec["properties"]["parameters"]["items"]["properties"]["scale"]["description"]
+    assert (
+        "learning rates"
+        in spec["properties"]["parameters"]["items"]["properties"]["scale"]["description"]
+    )
     assert spec["properties"]["parallelism"]["minimum"] == 1
     assert set(spec["required"]) == {"model", "dataset", "parameters"}
     assert yaml.safe_load_all(render())

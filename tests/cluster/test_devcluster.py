@@ -1,0 +1,328 @@
+"""The dev cluster itself (devcluster/): real control plane, the pod runner, Prometheus.
+
+Assumes the cluster is up (``make devcluster`` or ``devcluster/up.sh``); ``make test-cluster``
+starts it. Every test works in one fresh namespace that is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import kubernetes
+import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = [
+    pytest.mark.cluster,
+    # The dev cluster's API server has a self-signed certificate (insecure-skip-tls-verify).
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_FILE = REPO / ".devcluster" / "env"
+NODE = "bertsweep-dev"
+T = TypeVar("T")
+
+
+def wait_until(what: str, fn: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Polls ``fn`` until it returns something truthy; fails with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def read_env() -> dict[str, str]:
+    if not ENV_FILE.is_file():
+        pytest.fail(
+            f"the dev cluster is not up ({ENV_FILE} missing): run `make devcluster` "
+            "(devcluster/up.sh) first, or use `make test-cluster`",
+            pytrace=False,
+        )
+    env: dict[str, str] = {}
+    for line in ENV_FILE.read_text().splitlines():
+        parts = shlex.split(line, comments=True)
+        if len(parts) == 2 and parts[0] == "export" and "=" in parts[1]:
+            key, value = parts[1].split("=", 1)
+            env[key] = value
+    for key in ("KUBECONFIG", "PROMETHEUS_URL"):
+        if key not in env:
+            pytest.fail(f"{ENV_FILE} has no {key}: re-run devcluster/up.sh", pytrace=False)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster_env() -> dict[str, str]:
+    return read_env()
+
+
+@pytest.fixture(scope="module")
+def v1(cluster_env: dict[str, str]) -> Any:
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=cluster_env["KUBECONFIG"]
+    )
+    api = kubernetes.client.CoreV1Api(client)
+    try:
+        api.read_node(NODE, _request_timeout=10)
+    except Exception as e:
+        pytest.fail(f"the dev cluster does not answer ({e}): run devcluster/up.sh", pytrace=False)
+    return api
+
+
+@pytest.fixture(scope="module")
+def ns(v1: Any) -> Iterator[str]:
+    name = f"devcluster-test-{uuid.uuid4().hex[:8]}"
+    v1.create_namespace({"metadata": {"name": name}})
+    yield name
+    v1.delete_namespace(name)
+
+
+def pod_manifest(
+    name: str,
+    code: str,
+    *,
+    labels: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
+    **container: Any,
+) -> dict[str, Any]:
+    """A pod running ``python -c CODE`` (the image is ignored by the dev cluster)."""
+    c: dict[str, Any] = {
+        "name": "main",
+        "image": "bertsweep/devcluster-test:unused",
+        "command": ["python", "-c", code],
+        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        + (env or []),
+    }
+    c.update(container)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"restartPolicy": "Never", "containers": [c]},
+    }
+
+
+def read_pod(v1: Any, ns: str, name: str) -> Any | None:
+    try:
+        return v1.read_namespaced_pod(name, ns)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def wait_phase(v1: Any, ns: str, name: str, phases: set[str], timeout: float = 60.0) -> Any:
+    def check() -> Any | None:
+        pod = read_pod(v1, ns, name)
+        return pod if pod is not None and pod.status.phase in phases else None
+
+    return wait_until(f"pod {ns}/{name} in {sorted(phases)}", check, timeout)
+
+
+def pid_of(pod: Any) -> int:
+    cid = pod.status.container_statuses[0].container_id
+    assert cid.startswith("bertsweep://"), cid
+    return int(cid.removeprefix("bertsweep://"))
+
+
+def pod_gone(v1: Any, ns: str, name: str) -> bool:
+    return read_pod(v1, ns, name) is None
+
+
+def process_gone(pid: int) -> bool:
+    return not process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_exit_codes_and_termination_messages(v1: Any, ns: str) -> None:
+    v1.create_namespaced_pod(
+        ns,
+        pod_manifest(
+            "fails",
+            "import sys; open('/dev/termination-log', 'w').write('trial diverged: loss=nan');"
+            " sys.exit(3)",
+        ),
+    )
+    v1.create_namespaced_pod(ns, pod_manifest("succeeds", "print('ok')"))
+    v1.create_namespaced_pod(
+        ns,
+        pod_manifest(
+            "logs-fallback",
+            "import sys; print('CUDA out of memory', file=sys.stderr); sys.exit(2)",
+            terminationMessagePolicy="FallbackToLogsOnError",
+        ),
+    )
+
+    failed = wait_phase(v1, ns, "fails", {"Succeeded", "Failed"})
+    assert failed.status.phase == "Failed"
+    assert failed.spec.node_name == NODE
+    term = failed.status.container_statuses[0].state.terminated
+    assert term.exit_code == 3
+    assert term.reason == "Error"
+    assert term.message == "trial diverged: loss=nan"
+
+    ok = wait_phase(v1, ns, "succeeds", {"Succeeded", "Failed"})
+    assert ok.status.phase == "Succeeded"
+    term = ok.status.container_statuses[0].state.terminated
+    assert term.exit_code == 0
+    assert term.reason == "Completed"
+    assert (REPO / ".devcluster" / "pods" / f"{ns}_succeeds.log").read_text() == "ok\n"
+
+    fallback = wait_phase(v1, ns, "logs-fallback", {"Succeeded", "Failed"})
+    term = fallback.status.container_statuses[0].state.terminated
+    assert term.exit_code == 2
+    assert "CUDA out of memory" in term.message
+
+
+def test_gpu_requests_are_scheduled_against_node_capacity(v1: Any, ns: str) -> None:
+    def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
+        pod = pod_manifest(
+            name, "import os; assert os.environ['CUDA_VISIBLE_DEVICES'] == ''; print('gpu ok')"
+        )
+        pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+        return pod
+
+    v1.create_namespaced_pod(ns, gpu_pod("one-gpu", 1))
+    v1.create_namespaced_pod(ns, gpu_pod("many-gpus", 99))
+
+    one = wait_phase(v1, ns, "one-gpu", {"Succeeded", "Failed"})
+    assert one.spec.node_name == NODE
+    assert one.status.phase == "Succeeded", one.status.container_statuses
+
+    def unschedulable() -> Any | None:
+        pod = read_pod(v1, ns, "many-gpus")
+        for cond in (pod.status.conditions or []) if pod else []:
+            if cond.type == "PodScheduled" and cond.reason == "Unschedulable":
+                return pod
+        return None
+
+    pending = wait_until("the 99-GPU pod to be reported Unschedulable", unschedulable, 60)
+    assert pending.status.phase == "Pending"
+    assert not pending.spec.node_name
+    v1.delete_namespaced_pod("many-gpus", ns)
+
+
+METRICS_SERVER = """
+import os, time
+from prometheus_client import Gauge, start_http_server
+Gauge('bertsweep_devcluster_probe', 'dev cluster scrape probe').set(float(os.environ['VALUE']))
+start_http_server(8000, addr=os.environ['POD_IP'])
+time.sleep(600)
+"""
+
+
+def test_prometheus_scrapes_pod_metrics(v1: Any, ns: str, cluster_env: dict[str, str]) -> None:
+    # Two pods on the same container port: each pod has its own loopback address.
+    for name, value in (("metrics-a", "1"), ("metrics-b", "2")):
+        pod = pod_manifest(
+            name,
+            METRICS_SERVER,
+            labels={"bertsweep": f"probe-{name}", "app.kubernetes.io/name": "devcluster-probe"},
+            env=[{"name": "VALUE", "value": value}],
+            ports=[{"name": "metrics", "containerPort": 8000}],
+        )
+        v1.create_namespaced_pod(ns, pod)
+    a = wait_phase(v1, ns, "metrics-a", {"Running"})
+    b = wait_phase(v1, ns, "metrics-b", {"Running"})
+    assert a.status.pod_ip != b.status.pod_ip
+    assert a.status.pod_ip.startswith("127.1.")
+
+    url = cluster_env["PROMETHEUS_URL"] + "/api/v1/query"
+    query = f'bertsweep_devcluster_probe{{namespace="{ns}"}}'
+
+    def scraped() -> list[dict[str, Any]] | None:
+        try:
+            r = httpx.get(url, params={"query": query}, timeout=5)
+            r.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        result: list[dict[str, Any]] = r.json()["data"]["result"]
+        return result if len(result) == 2 else None
+
+    result = wait_until("both probe pods' metric in Prometheus", scraped, 60)
+    by_pod = {s["metric"]["pod"]: s for s in result}
+    assert set(by_pod) == {"metrics-a", "metrics-b"}
+    for name, value, pod in (("metrics-a", "1", a), ("metrics-b", "2", b)):
+        labels = by_pod[name]["metric"]
+        assert labels["namespace"] == ns
+        assert labels["bertsweep"] == f"probe-{name}"
+        assert labels["app_kubernetes_io_name"] == "devcluster-probe"
+        assert labels["instance"] == f"{pod.status.pod_ip}:8000"
+        assert by_pod[name]["value"][1] == value
+    for name in ("metrics-a", "metrics-b"):
+        v1.delete_namespaced_pod(name, ns, grace_period_seconds=1)
+
+
+def test_deleting_a_pod_kills_its_process(v1: Any, ns: str) -> None:
+    v1.create_namespaced_pod(ns, pod_manifest("sleeper", "import time; time.sleep(600)"))
+    stubborn = pod_manifest(
+        "stubborn",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('ignoring SIGTERM', flush=True); time.sleep(600)",
+    )
+    stubborn["spec"]["terminationGracePeriodSeconds"] = 2
+    v1.create_namespaced_pod(ns, stubborn)
+
+    pids = {}
+    for name in ("sleeper", "stubborn"):
+        pod = wait_phase(v1, ns, name, {"Running"})
+        pids[name] = pid_of(pod)
+        assert process_alive(pids[name])
+    stubborn_log = REPO / ".devcluster" / "pods" / f"{ns}_stubborn.log"
+    wait_until(
+        "the stubborn pod to ignore SIGTERM",
+        lambda: stubborn_log.is_file() and "ignoring" in stubborn_log.read_text(),
+    )
+    for name in pids:
+        v1.delete_namespaced_pod(name, ns)
+    for name, pid in pids.items():
+        wait_until(f"pod {name} to disappear", functools.partial(pod_gone, v1, ns, name), 60)
+        wait_until(f"process {pid} of pod {name} to end", functools.partial(process_gone, pid), 10)
+
+
+def test_garbage_collection_of_owned_pods(v1: Any, ns: str) -> None:
+    owner = v1.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}, "data": {}})
+    pod = pod_manifest("owned", "import time; time.sleep(600)")
+    pod["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    ]
+    v1.create_namespaced_pod(ns, pod)
+    running = wait_phase(v1, ns, "owned", {"Running"})
+    pid = pid_of(running)
+
+    v1.delete_namespaced_config_map("owner", ns)
+    wait_until(
+        "the garbage collector to delete the owned pod",
+        functools.partial(pod_gone, v1, ns, "owned"),
+        90,
+    )
+    wait_until(f"process {pid} to end", functools.partial(process_gone, pid), 10)
+
+
+def test_env_file_contract(cluster_env: dict[str, str]) -> None:
+    assert Path(cluster_env["KUBECONFIG"]).is_file()
+    assert cluster_env["PROMETHEUS_URL"].startswith("http://127.0.0.1:")
+    r = httpx.get(cluster_env["PROMETHEUS_URL"] + "/-/ready", timeout=5)
+    assert r.status_code == 200
+    assert os.access(REPO / "devcluster" / "up.sh", os.X_OK)

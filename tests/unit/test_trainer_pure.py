@@ -1,0 +1,294 @@
+"""The trainer's pure helpers: reading tables, splitting, labels, parameter routing, scores and
+the result file. No torch, no processes."""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bertsweep.api import Dataset
+from bertsweep.contract import RESULT_FILE_LIMIT
+from bertsweep_trainer.config import parse_config
+from bertsweep_trainer.data import load_task, stable_hash, stable_subset
+from bertsweep_trainer.errors import Reason, TrialError
+from bertsweep_trainer.params import annotation_kinds, coerce, route_parameters
+from bertsweep_trainer.result import Outcome, Status, render
+from bertsweep_trainer.scores import classification_scores
+from bertsweep_trainer.tables import read_columns
+
+pytestmark = pytest.mark.unit
+
+CSV = 'text,label\nhello there,pos\n"a, quoted\nline",neg\n'
+
+
+# ---- tables -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.csv.gz", "d.csv.bz2", "d.tsv", "d.jsonl", "d.json"])
+def test_every_format_reads_the_same_rows(tmp_path: Path, name: str) -> None:
+    rows = [{"text": "hello there", "label": "pos"}, {"text": "a, quoted\nline", "label": "neg"}]
+    if ".tsv" in name:
+        text = 'label\ttext\npos\thello there\nneg\t"a, quoted\nline"\n'
+    elif ".json" in name:
+        text = "".join(json.dumps(r) + "\n\n" for r in rows)  # blank lines are skipped
+    else:
+        text = CSV
+    data = text.encode()
+    data = gzip.compress(data) if name.endswith(".gz") else data
+    data = bz2.compress(data) if name.endswith(".bz2") else data
+    (tmp_path / name).write_bytes(data)
+    got = read_columns(tmp_path / name, ["text", "label"], "train")
+    assert got == [(1, ("hello there", "pos")), (2, ("a, quoted\nline", "neg"))]
+
+
+def test_json_array_and_non_string_labels(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"text": "a", "label": 1}, {"text": "b", "label": True}]))
+    assert read_columns(path, ["text", "label"], "train") == [(1, ("a", "1")), (2, ("b", "true"))]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("d.csv", "", "train file d.csv is empty"),
+        ("d.csv", "text,label\n", "has a header but no rows"),
+        ("d.csv", "txt,label\na,b\n", "no column 'text' (its columns: txt, label)"),
+        ("d.jsonl", '{"text": "a"}\n', "row 1 of train file d.jsonl has no field 'label'"),
+        ("d.jsonl", '{"text": "a", "label": "x"}\n{oops\n', "line 2 is not valid JSON"),
+        ("d.jsonl", '{"text": null, "label": "x"}\n', "field 'text' is null"),
+        ("d.parquet", "x", "expected a .csv, .tsv, .jsonl, .json file"),
+        ("d.csv.gz", "not gzip", "cannot read train file d.csv.gz"),
+    ],
+)
+def test_unreadable_tables_fail_clearly(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(TrialError) as raised:
+        read_columns(tmp_path / name, ["text", "label"], "train")
+    assert raised.value.reason is Reason.invalid_data
+    assert message in raised.value.message
+
+
+# ---- split, subsets, labels ---------------------------------------------------------------
+
+
+def _write(path: Path, rows: list[tuple[str, str]]) -> str:
+    lines = ["text,label", *(f"{text},{label}" for text, label in rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_stable_hash_is_a_fixed_function_of_the_text() -> None:
+    # blake2b, not Python's per-process salted hash(): the same in every trial and every run.
+    assert stable_hash("a fine film") == stable_hash("a fine film")
+    assert round(stable_hash("a fine film"), 12) == round(
+        int.from_bytes(__import__("hashlib").blake2b(b"a fine film", digest_size=8).digest())
+        / 2**64,
+        12,
+    )
+    assert 0 <= stable_hash("") < 1
+
+
+def test_held_out_split_is_by_text_and_keeps_duplicates_together(tmp_path: Path) -> None:
+    rows = [(f"review {i}", "pos" if i % 2 else "neg") for i in range(400)]
+    rows += [("review 7", "pos")] * 3  # copies of one text
+    train = _write(tmp_path / "t.csv", rows)
+    task = load_task(Dataset(train=train, validation_split=0.25))
+    texts_val = {e.text for e in task.validation}
+    texts_train = {e.text for e in task.train}
+    assert not texts_val & texts_train
+    assert 60 < len(task.validation) < 140  # about a quarter
+    again = load_task(Dataset(train=train, validation_split=0.25))
+    assert again == task
+
+
+def test_subsets_are_fixed_and_in_file_order(tmp_path: Path) -> None:
+    rows = [(f"review {i}", "pos" if i % 2 else "neg") for i in range(300)]
+    train = _write(tmp_path / "t.csv", rows)
+    small = load_task(Dataset(train=train, max_train_samples=50, max_eval_samples=10))
+    assert len(small.train) == 50 and len(small.validation) == 10
+    numbers = [int(e.text.split()[1]) for e in small.train]
+    assert numbers == sorted(numbers)
+    bigger = load_task(Dataset(train=train, max_train_samples=60))
+    assert {e.text for e in small.train} <= {e.text for e in bigger.train}  # nested subsets
+    assert stable_subset([], 5) == []
+
+
+def test_labels_sorted_filtered_and_validated(tmp_path: Path) -> None:
+    rows = [(f"t{i}", str(i % 11)) for i in range(110)]
+    numeric = load_task(Dataset(train=_write(tmp_path / "n.csv", rows)))
+    assert numeric.labels == tuple(str(i) for i in range(11))  # 2 before 10
+
+    rows = [(f"t{i}", ["fresh", "rotten", "plot"][i % 3]) for i in range(90)]
+    train = _write(tmp_path / "t.csv", rows)
+    kept = load_task(Dataset(train=train, labels=["rotten", "fresh"]))
+    assert kept.labels == ("rotten", "fresh")
+    assert {e.label for e in kept.train} == {0, 1}
+    assert len(kept.train) + len(kept.validation) == 60
+
+    validation = _write(tmp_path / "v.csv", [("a", "fresh"), ("b", "meh")])
+    with pytest.raises(TrialError) as raised:
+        load_task(Dataset(train=train, validation=validation))
+    assert "unknown label 'meh' in validation row 2" in raised.value.message
+
+    single = _write(tmp_path / "s.csv", [(f"t{i}", "x") for i in range(20)])
+    with pytest.raises(TrialError, match="at least two classes"):
+        load_task(Dataset(train=single))
+
+
+# ---- parameters ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Args:  # stands in for TrainingArguments: the same kinds of annotations
+    learning_rate: float = 5e-5
+    per_device_train_batch_size: int = 8
+    eval_steps: float | None = None
+    lr_scheduler_type: str = "linear"
+    fp16: bool = False
+    warmup_steps: float = 0
+    report_to: str | list[str] | None = "none"
+    fsdp_config: dict[str, Any] | None = None
+
+
+FIELDS = {f.name: f.type for f in dataclasses.fields(_Args)}
+
+
+class _Config(SimpleNamespace):
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+CONFIG = _Config(num_hidden_layers=6, hidden_dropout_prob=0.1, hidden_act="gelu", pad=None)
+
+
+def test_parameters_are_routed_and_coerced() -> None:
+    routed = route_parameters(
+        {
+            "model": "pkg:x/y",
+            "learning_rate": 1,
+            "per_device_train_batch_size": 32.0,
+            "fp16": "true",
+            "warmup_ratio": 0.1,  # the transformers 4 name
+            "num_hidden_layers": 2.0,
+            "hidden_dropout_prob": 0,
+        },
+        FIELDS,
+        CONFIG,
+    )
+    assert routed.model == "pkg:x/y"
+    assert routed.training == {
+        "learning_rate": 1.0,
+        "per_device_train_batch_size": 32,
+        "fp16": True,
+        "warmup_steps": 0.1,
+    }
+    assert type(routed.training["learning_rate"]) is float
+    assert routed.model_config == {"num_hidden_layers": 2, "hidden_dropout_prob": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"learning_rat": 1e-4}, "did you mean 'learning_rate'?"),
+        ({"num_hiden_layers": 2}, "did you mean 'num_hidden_layers'?"),
+        ({"zzz": 1}, "unknown parameter 'zzz'"),
+        ({"to_dict": 1}, "unknown parameter 'to_dict'"),  # a method is not a field
+        ({"per_device_train_batch_size": 8.5}, "must be a whole number"),
+        ({"fp16": "maybe"}, "must be true or false"),
+        ({"num_hidden_layers": "two"}, "must be a whole number"),
+        ({"fsdp_config": 1}, "not settable"),
+        ({"output_dir": "/tmp/x"}, "cannot be set"),
+        ({"num_labels": 3}, "cannot be set"),
+        ({"model": 3}, "must be a model reference"),
+    ],
+)
+def test_bad_parameters_fail_with_a_reason(parameters: dict[str, Any], message: str) -> None:
+    with pytest.raises(TrialError) as raised:
+        route_parameters(parameters, FIELDS, CONFIG)
+    assert raised.value.reason is Reason.invalid_parameter
+    assert message in raised.value.message
+
+
+def test_annotation_kinds() -> None:
+    assert annotation_kinds(float | None) == {"float"}
+    assert annotation_kinds("Union[IntervalStrategy, str]") == {"str"}
+    assert annotation_kinds("Optional[int]") == {"int"}
+    assert annotation_kinds("dict[str, Any] | str | None") == {"other", "str"}
+    assert annotation_kinds("dict[str, Any] | None") == {"other"}
+    assert coerce("eval_steps", 50, annotation_kinds(float | None)) == 50.0
+    assert coerce("x", "1e-3", {"float"}) == 0.001
+
+
+# ---- scores -------------------------------------------------------------------------------
+
+
+def test_scores_match_hand_computed_macro_averages() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    predictions = np.array([0, 0, 1, 1, 2, 2])
+    scores = classification_scores(predictions, labels)
+    precision = [1.0, 0.5, 0.5]
+    recall = [2 / 3, 0.5, 1.0]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall, strict=True)]
+    assert scores == pytest.approx(
+        {"accuracy": 4 / 6, "precision": 2 / 3, "recall": sum(recall) / 3, "f1": sum(f1) / 3}
+    )
+    logits = np.eye(3)[predictions]
+    assert classification_scores(logits, labels) == scores
+
+
+def test_scores_when_a_class_is_never_predicted() -> None:
+    scores = classification_scores(np.array([0, 0, 0, 0]), np.array([0, 0, 1, 1]))
+    assert scores["precision"] == pytest.approx(0.25)  # (0.5 + 0) / 2
+    assert scores["recall"] == pytest.approx(0.5)
+
+
+# ---- configuration and result file --------------------------------------------------------
+
+
+def test_configuration_from_environment_and_arguments() -> None:
+    env = {
+        "BERTSWEEP_DATASET": '{"train": "t.csv", "textColumn": "review"}',
+        "BERTSWEEP_PARAMETERS": '{"learning_rate": 0.001}',
+        "BERTSWEEP_TRIAL": "s-1",
+        "BERTSWEEP_SCRAPE_WAIT_SECONDS": "2",
+    }
+    config = parse_config(["--sweep", "s", "--metrics-port", "0"], env)
+    assert (config.sweep, config.trial, config.metrics_port, config.scrape_wait) == (
+        "s",
+        "s-1",
+        0,
+        2.0,
+    )
+    assert config.dataset.text_column == "review" and config.parameters == {"learning_rate": 1e-3}
+    with pytest.raises(TrialError, match=r"dataset\.maxLength"):
+        parse_config([], {"BERTSWEEP_DATASET": '{"train": "t", "maxLength": 1}'})
+    with pytest.raises(TrialError, match="no dataset"):
+        parse_config([], {})
+    with pytest.raises(TrialError, match="unrecognized arguments"):
+        parse_config(["--nope"], env)
+
+
+def test_result_file_stays_under_the_limit() -> None:
+    outcome = Outcome(Status.failed, reason="InvalidData", message="x" * 10_000)
+    text = render(outcome)
+    assert len(text.encode()) < RESULT_FILE_LIMIT
+    assert json.loads(text)["message"].endswith("...")
+    completed = Outcome(Status.completed, {"eval_loss": float("nan"), "eval_f1": 0.5}, 10, 1.0)
+    assert json.loads(render(completed)) == {
+        "status": "completed",
+        "metrics": {"eval_f1": 0.5},
+        "step": 10,
+        "epoch": 1.0,
+        "reason": None,
+        "message": None,
+    }

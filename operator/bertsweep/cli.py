@@ -35,10 +35,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = localize(manifest.spec, path.resolve().parent)
     name = manifest.metadata.name
     output = Path(args.output) if args.output else Path("runs") / name
-    console = Console()
+    console = _console()
     console.print(
         f"[bold]{name}[/]: {spec.algorithm.name.value} search, up to {spec.max_trials} trials, "
-        f"{args.workers or spec.parallelism} at a time, results in {output}/"
+        f"{args.workers or spec.parallelism} at a time, results in {output}/",
+        soft_wrap=True,
     )
     with Progress(spec, console) as progress:
         runner = LocalRunner(
@@ -57,6 +58,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(leaderboard(spec, status, list(runner.trials.values())))
     console.print(f"result: {output / 'result.json'}")
     return EXIT_FAILED if status.phase is SweepPhase.failed else 0
+
+
+def _console() -> Console:
+    """A terminal's own width; elsewhere (CI logs, files) wide enough for the trial table."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -99,7 +106,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     manifest = parse_manifest(_load_yaml(Path(args.manifest)))
     trials = [Trial.model_validate({**t, "index": i}) for i, t in enumerate(result["trials"])]
     title = f"{result.get('sweep')}: {result.get('phase')}"
-    Console().print(trial_table(manifest.spec, trials, title=title))
+    _console().print(trial_table(manifest.spec, trials, title=title))
     return 0
 
 

@@ -105,7 +105,9 @@ class Progress:
             )
 
     def event(self, message: str) -> None:
-        self.console.log(message) if self.live else self.console.print(message, highlight=False)
+        self.console.log(message) if self.live else self.console.print(
+            message, highlight=False, soft_wrap=True
+        )
 
 
 def leaderboard(spec: SweepSpec, status: SweepStatus, trials: Sequence[Trial]) -> Group:

@@ -165,6 +165,6 @@ def test_condition_transition_time_is_kept_while_unchanged() -> None:
     later = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
     again = plan(
         "s", spec(), [trial(0, TrialPhase.running), trial(1, TrialPhase.running)], later, first
-    )
+    ).status
     assert again.conditions[0].last_transition_time == NOW
     assert again.start_time == NOW

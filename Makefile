@@ -32,6 +32,7 @@ lint: setup
 
 crds: setup
 	$(BIN)/bertsweep crd > crds/bertsweep.yaml
+	cp crds/bertsweep.yaml charts/bertsweep/crds/bertsweep.yaml
 
 test-unit: setup
 	$(BIN)/pytest -m unit

@@ -30,7 +30,8 @@ _DROPPED = {"title", "$defs"}
 
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
-    return _structural(schema, schema.get("$defs", {}))
+    structural: dict[str, Any] = _structural(schema, schema.get("$defs", {}))
+    return structural
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
@@ -99,7 +100,7 @@ def _union(members: list[Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _version(
-    spec: type[BaseModel], status: type[BaseModel], columns: list[dict[str, str]], doc: str
+    spec: type[BaseModel], status: type[BaseModel], columns: list[dict[str, Any]], doc: str
 ) -> dict[str, Any]:
     return {
         "name": VERSION,

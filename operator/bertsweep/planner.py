@@ -93,8 +93,11 @@ def plan(
     if wanted > 0:
         configurations = make_strategy(spec).ask(trials, wanted)
         exhausted = len(configurations) < wanted
+        # After the highest index, not the count: a record deleted by hand must not make the
+        # next trial collide with an existing name (a 409 no-op would stall the sweep).
+        first = trials[-1].index + 1 if trials else 0
         create = [
-            Trial(name=trial_name(sweep, len(trials) + k), index=len(trials) + k, parameters=c)
+            Trial(name=trial_name(sweep, first + k), index=first + k, parameters=c)
             for k, c in enumerate(configurations)
         ]
 

@@ -1,12 +1,206 @@
-"""Early-stopping rules: which running trials are hopeless, judged from everyone's reports."""
+"""Early-stopping rules: which running trials are hopeless, judged from everyone's reports.
+
+`trials_to_stop` is a pure function of the spec and the trial records. The operator may restart
+at any moment and replays it on every reconcile pass, so no rule keeps memory of its own: all a
+rule knows is what the records hold (each trial's reports, oldest first, and its phase).
+
+Resources. A report's resource is its epoch or its optimizer step (`earlyStopping.resource`).
+A trial "reaches" a point r with its first report at or past r; its value there is that
+report's objective.
+
+Median (Katib's and Vizier's rule). A running trial whose latest report is at r >= minResource
+is stopped when its best value so far is strictly worse than the median, over the other trials
+whose reports reach r, of their running average up to r, provided at least `minTrials` such
+trials exist. Every trial counts, whatever its phase: a pruned or failed trial's reports are
+evidence of what that part of the space gives at r.
+
+ASHA (asynchronous successive halving, Li et al., MLSys 2020). Rungs sit at
+minResource * reductionFactor^k below maxResource. ASHA judges a trial at a rung once, when it
+gets there, against the values recorded at that rung so far; a trial that passed a rung has been
+promoted and is never judged there again, however good the trials that arrive later. Replaying
+that without memory: a trial is judged at rung k only while the report that reached rung k is
+its latest (it sits at the rung); from its next report on, its promotion stands. While it sits
+there it is compared with every value recorded at the rung, its own included, and continues
+when it ranks within the top max(1, n // reductionFactor) of those n values. The rung stops no
+one until reductionFactor trials have reached it, so the first arrivals (which ASHA would have
+promoted for lack of competition) are not stopped against one or two early values.
+
+Both rules therefore only ever stop a trial on evidence present in the records, and give the
+same verdicts whenever they are replayed on the same records.
+"""
 
 from __future__ import annotations
 
+import bisect
+import math
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from bertsweep.api import SweepSpec, Trial
+from bertsweep.api import (
+    Objective,
+    Resource,
+    StoppingRule,
+    SweepSpec,
+    Trial,
+    TrialPhase,
+)
+
+# Reports are compared at a resource with this slack, so that epoch 2.9999999 counts as 3.
+_SLACK = 1e-9
 
 
 def trials_to_stop(spec: SweepSpec, trials: Sequence[Trial]) -> dict[str, str]:
     """Running trials to stop now, each with a readable message (the rule's verdict)."""
-    raise NotImplementedError
+    rule = spec.early_stopping.name
+    if rule is StoppingRule.none:
+        return {}
+    curves = {t.name: _curve(t, spec) for t in trials}
+    running = [t for t in trials if t.phase is TrialPhase.running and curves[t.name].resources]
+    if not running:
+        return {}
+    if rule is StoppingRule.median:
+        return _median(spec, running, curves)
+    if rule is StoppingRule.asha:
+        return _asha(spec, running, curves)
+    raise ValueError(f"unknown early-stopping rule {rule!r}")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """A trial's objective over its reports, in report order."""
+
+    resources: list[float]
+    values: list[float]
+
+    def reaches(self, r: float) -> bool:
+        return bool(self.resources) and self.resources[-1] >= r - _SLACK
+
+    def first_at(self, r: float) -> int:
+        """Position of the first report at or past r (len() when none is)."""
+        return bisect.bisect_left(self.resources, r - _SLACK)
+
+    def upto(self, r: float) -> int:
+        """How many reports lie at or before r."""
+        return bisect.bisect_right(self.resources, r + _SLACK)
+
+
+def _curve(trial: Trial, spec: SweepSpec) -> _Curve:
+    metric = spec.objective.metric
+    by_epoch = spec.early_stopping.resource is Resource.epoch
+    resources: list[float] = []
+    values: list[float] = []
+    for report in trial.reports:
+        value = report.metrics.get(metric)
+        if value is None or math.isnan(value):
+            continue
+        r = float(report.epoch) if by_epoch else float(report.step)
+        # Reports come oldest first; a resource that goes backwards (a restarted trainer
+        # re-reporting) is skipped so that the resources stay sorted for bisection.
+        if resources and r < resources[-1]:
+            continue
+        resources.append(r)
+        values.append(value)
+    return _Curve(resources, values)
+
+
+def _unit(spec: SweepSpec) -> str:
+    return spec.early_stopping.resource.value
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _median(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, _Curve]) -> dict[str, str]:
+    objective = spec.objective
+    rule = spec.early_stopping
+    verdicts: dict[str, str] = {}
+    for trial in running:
+        curve = curves[trial.name]
+        r = curve.resources[-1]
+        if r < rule.min_resource - _SLACK:
+            continue
+        best = _best(objective, curve.values)
+        averages = [
+            statistics.fmean(other.values[: other.upto(r)])
+            for name, other in curves.items()
+            if name != trial.name and other.reaches(r) and other.upto(r) > 0
+        ]
+        if len(averages) < rule.min_trials:
+            continue
+        median = statistics.median(averages)
+        if objective.better(median, best):
+            side = "below" if objective.goal.value == "maximize" else "above"
+            verdicts[trial.name] = (
+                f"{objective.metric} {_fmt(best)} (best so far) at {_unit(spec)} {_fmt(r)} is "
+                f"{side} the median {_fmt(median)} of {len(averages)} other trials' running "
+                f"averages there"
+            )
+    return verdicts
+
+
+def _best(objective: Objective, values: Sequence[float]) -> float:
+    return max(values) if objective.goal.value == "maximize" else min(values)
+
+
+def asha_max_resource(spec: SweepSpec) -> float | None:
+    """The most any trial trains, in the stopping resource: the spec's maxResource, else the
+    largest num_train_epochs the search allows when the resource is epochs."""
+    rule = spec.early_stopping
+    if rule.max_resource is not None:
+        return rule.max_resource
+    if rule.resource is Resource.epoch:
+        return spec.max_epochs()
+    return None
+
+
+def asha_rungs(spec: SweepSpec, up_to: float) -> list[float]:
+    """The rungs at or below `up_to` (and strictly below the maximum resource, where no
+    decision is left to take)."""
+    rule = spec.early_stopping
+    ceiling = asha_max_resource(spec)
+    rungs: list[float] = []
+    k = 0
+    while True:
+        r = rule.min_resource * rule.reduction_factor**k
+        if r > up_to + _SLACK or (ceiling is not None and r >= ceiling - _SLACK):
+            return rungs
+        rungs.append(r)
+        k += 1
+
+
+def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, _Curve]) -> dict[str, str]:
+    objective = spec.objective
+    eta = spec.early_stopping.reduction_factor
+    verdicts: dict[str, str] = {}
+    for trial in running:
+        curve = curves[trial.name]
+        rungs = asha_rungs(spec, curve.resources[-1])
+        if not rungs:
+            continue
+        rung = rungs[-1]
+        # Judged only while the report that reached the rung is its latest (see the module
+        # docstring): a trial already past it was promoted, and that stands.
+        at = curve.first_at(rung)
+        if at != len(curve.resources) - 1:
+            continue
+        value = curve.values[at]
+        recorded = [
+            other.values[i]
+            for other in curves.values()
+            if (i := other.first_at(rung)) < len(other.resources)
+        ]
+        if len(recorded) < eta:
+            continue
+        keep = max(1, len(recorded) // eta)
+        ahead = sum(objective.better(v, value) for v in recorded)
+        if ahead >= keep:
+            ranked = sorted(recorded, reverse=objective.goal.value == "maximize")
+            verdicts[trial.name] = (
+                f"{objective.metric} {_fmt(value)} at {_unit(spec)} {_fmt(curve.resources[at])} "
+                f"(rung {_fmt(rung)}) ranks {ahead + 1} of the {len(recorded)} trials that reached "
+                f"the rung; only the top {keep} (1/{eta}) continue, the last of them at "
+                f"{_fmt(ranked[keep - 1])}"
+            )
+    return verdicts

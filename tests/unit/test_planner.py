@@ -168,3 +168,8 @@ def test_condition_transition_time_is_kept_while_unchanged() -> None:
     ).status
     assert again.conditions[0].last_transition_time == NOW
     assert again.start_time == NOW
+
+
+def test_a_gap_left_by_a_deleted_record_does_not_reuse_a_name() -> None:
+    trials = [trial(0, TrialPhase.succeeded, 0.6), trial(2, TrialPhase.succeeded, 0.7)]
+    assert [t.name for t in plan("s", spec(), trials, NOW).create] == ["s-0003", "s-0004"]

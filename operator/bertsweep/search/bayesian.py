@@ -1,0 +1,191 @@
+"""Bayesian search: Optuna's TPE, asked through an in-memory study rebuilt from the history.
+
+Nothing of Optuna's outlives a call. Each `ask` builds a fresh in-memory study from the trial
+records and asks it, so a restarted operator continues exactly where it stood. The records map
+onto Optuna's trial states:
+
+- Succeeded -> COMPLETE with the objective's final value (the study's direction follows
+  `objective.goal`).
+- Pruned -> PRUNED with every intermediate value, keyed by the early-stopping resource. TPE ranks
+  pruned trials by how far they got, then by their last value, so the partial results of an
+  ASHA sweep (most of its trials) still shape the model.
+- Failed -> FAIL (no value; TPE only avoids nothing and learns nothing from it).
+- Pending and Running -> RUNNING. With `constant_liar` TPE counts them among the bad trials
+  while they run, which pushes parallel proposals apart instead of asking the same point four
+  times.
+
+Each proposal gets its own sampler seeded with (algorithm.seed, index of the trial it is for),
+so trial i's proposal is the same whether the planner asked for four trials at once or one by
+one across restarts: in both cases the trials asked before it are in the study as RUNNING.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from bertsweep.api import (
+    Goal,
+    Parameter,
+    ParameterType,
+    Resource,
+    Scale,
+    SweepSpec,
+    Trial,
+    TrialPhase,
+)
+from bertsweep.search.base import Configuration, coerce, derive_seed, fits
+
+# Optuna announces every study it creates at INFO; an operator that builds one per reconcile
+# pass would log little else.
+optuna.logging.set_verbosity(logging.WARNING)
+
+# Optuna's intermediate values are keyed by integer steps. Fractional epochs (evaluation every
+# N steps) keep their order when keyed in thousandths of an epoch; TPE only compares keys.
+EPOCH_KEY_SCALE = 1000
+# Optuna wants start/completion times on finished trials; TPE never reads them. A constant
+# keeps the rebuilt study identical from one call to the next.
+_RECORDED = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class _RecordTrial(FrozenTrial):
+    """A FrozenTrial whose copy is shallow.
+
+    The in-memory storage deep-copies every trial it is given, which dominates the cost of
+    rebuilding a study of thousands of trials (distribution objects copied over and over).
+    These trials are built for one study and never mutated: sharing their distribution
+    objects (immutable) and values is safe, while each copy still gets its own dicts.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RecordTrial:
+        clone = copy.copy(self)
+        clone._params = dict(self._params)
+        clone._distributions = dict(self._distributions)
+        clone._user_attrs = dict(self._user_attrs)
+        clone._system_attrs = dict(self._system_attrs)
+        clone.intermediate_values = dict(self.intermediate_values)
+        return clone
+
+
+def default_startup_trials(spec: SweepSpec) -> int:
+    """Random proposals before TPE takes over: Optuna's 10, or two per parameter when there
+    are more than five, so that every dimension has a few observations first."""
+    return max(10, 2 * len(spec.parameters))
+
+
+def distribution(parameter: Parameter) -> BaseDistribution:
+    """The Optuna distribution of a spec parameter."""
+    if parameter.type is ParameterType.categorical:
+        return CategoricalDistribution(choices=tuple(parameter.values or []))
+    assert parameter.min is not None and parameter.max is not None
+    log = parameter.scale is Scale.log
+    if parameter.type is ParameterType.int:
+        return IntDistribution(low=int(parameter.min), high=int(parameter.max), log=log)
+    return FloatDistribution(low=parameter.min, high=parameter.max, log=log)
+
+
+class BayesianStrategy:
+    """Tree-structured Parzen Estimator search (multivariate, constant liar)."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self._spec = spec
+        self._parameters = list(spec.parameters)
+        self._distributions = {p.name: distribution(p) for p in self._parameters}
+        self._startup = spec.algorithm.startup_trials or default_startup_trials(spec)
+        self._direction = (
+            optuna.study.StudyDirection.MAXIMIZE
+            if spec.objective.goal is Goal.maximize
+            else optuna.study.StudyDirection.MINIMIZE
+        )
+
+    def sampler(self, index: int) -> optuna.samplers.TPESampler:
+        """The sampler that proposes trial `index`."""
+        return optuna.samplers.TPESampler(
+            n_startup_trials=self._startup,
+            multivariate=True,
+            constant_liar=True,
+            seed=derive_seed("bayesian", self._spec.algorithm.seed, index) % 2**32,
+        )
+
+    def ask(self, history: Sequence[Trial], n: int) -> list[Configuration]:
+        if n <= 0:
+            return []
+        with warnings.catch_warnings():
+            # Optuna flags some sampler options as experimental; the flag is for humans who
+            # chose them, not for every reconcile pass of an operator.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = self.study(history)
+            proposals: list[Configuration] = []
+            for k in range(n):
+                study.sampler = self.sampler(len(history) + k)
+                # The asked trial stays RUNNING in the study, so the next one sees it.
+                asked = study.ask(self._distributions)
+                proposals.append(
+                    {p.name: coerce(p, asked.params[p.name]) for p in self._parameters}
+                )
+        return proposals
+
+    def study(self, history: Sequence[Trial]) -> optuna.Study:
+        """An in-memory study holding the history, in trial-index order (TPE weighs recent
+        trials by their position)."""
+        study = optuna.create_study(direction=self._direction)
+        study.add_trials(
+            frozen
+            for t in sorted(history, key=lambda t: t.index)
+            if (frozen := self.frozen_trial(t)) is not None
+        )
+        return study
+
+    def frozen_trial(self, trial: Trial) -> FrozenTrial | None:
+        """A trial record as Optuna sees it, or None for one it cannot use: values outside
+        the current search space (the spec was edited)."""
+        params = {}
+        for p in self._parameters:
+            recorded = trial.parameters.get(p.name)
+            if recorded is None or not fits(p, recorded):
+                return None
+            params[p.name] = coerce(p, recorded)
+        objective = self._spec.objective
+        state = TrialState.FAIL
+        value: float | None = None
+        intermediate: dict[int, float] = {}
+        if trial.phase.active:
+            state = TrialState.RUNNING
+        elif trial.phase is TrialPhase.succeeded:
+            value = trial.objective(objective)
+            # A success that never reported the objective taught nothing: like a failure.
+            state = TrialState.FAIL if value is None else TrialState.COMPLETE
+        elif trial.phase is TrialPhase.pruned:
+            # What it reached at each point of its training.
+            state = TrialState.PRUNED
+            by_epoch = self._spec.early_stopping.resource is Resource.epoch
+            for report in trial.reports:
+                if objective.metric in report.metrics:
+                    key = round(report.epoch * EPOCH_KEY_SCALE) if by_epoch else report.step
+                    intermediate[key] = report.metrics[objective.metric]
+        return _RecordTrial(
+            number=-1,
+            trial_id=-1,
+            state=state,
+            value=value,
+            datetime_start=_RECORDED,
+            datetime_complete=None if state is TrialState.RUNNING else _RECORDED,
+            params=params,
+            distributions=self._distributions,
+            user_attrs={},
+            system_attrs={},
+            intermediate_values=intermediate,
+        )

@@ -1,0 +1,265 @@
+"""Early-stopping rules on hand-made trial records.
+
+The rules are replayed on every reconcile pass by an operator that may restart at any time, so
+beside each rule's decisions these tests check that the verdicts are a function of the records
+alone: the same records, in any order, give the same verdicts.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from bertsweep.api import Report, SweepSpec, Trial, TrialPhase, parse_spec
+from bertsweep.stopping import asha_rungs, trials_to_stop
+
+pytestmark = pytest.mark.unit
+
+RUNNING = TrialPhase.running
+DONE = TrialPhase.succeeded
+PRUNED = TrialPhase.pruned
+
+
+def make_spec(rule: str, metric: str = "eval_accuracy", **stopping: Any) -> SweepSpec:
+    goal = "minimize" if metric == "eval_loss" else "maximize"
+    return parse_spec(
+        {
+            "model": "m",
+            "dataset": {"train": "t.csv"},
+            "objective": {"metric": metric, "goal": goal},
+            "algorithm": {"name": "random"},
+            "earlyStopping": {"name": rule, **stopping},
+            "parameters": [{"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1e-3}],
+            "fixed": {"num_train_epochs": 9},
+            "maxTrials": 100,
+            "parallelism": 4,
+        }
+    )
+
+
+def trial(
+    index: int, curve: list[float], phase: TrialPhase = RUNNING, metric: str = "eval_accuracy"
+) -> Trial:
+    """A trial that reported `curve[e]` after epoch e + 1 (100 steps an epoch)."""
+    reports = [
+        Report(step=100 * (e + 1), epoch=float(e + 1), metrics={metric: v, "train_loss": 1.0})
+        for e, v in enumerate(curve)
+    ]
+    metrics = {metric: curve[-1]} if phase is DONE and curve else {}
+    return Trial(
+        name=f"s-{index:04d}",
+        index=index,
+        parameters={"learning_rate": 1e-4},
+        phase=phase,
+        reports=reports,
+        metrics=metrics,
+    )
+
+
+def negate(curve: list[float]) -> list[float]:
+    return [-v for v in curve]
+
+
+# ---- none ---------------------------------------------------------------------------------
+
+
+def test_no_rule_stops_nothing() -> None:
+    trials = [trial(0, [0.9, 0.9, 0.9], DONE), trial(1, [0.1, 0.1])]
+    assert trials_to_stop(make_spec("none"), trials) == {}
+
+
+# ---- median -------------------------------------------------------------------------------
+
+# Running averages at epoch 2: 0.55, 0.65, 0.45 -> median 0.55.
+OTHERS = [
+    trial(0, [0.5, 0.6, 0.7, 0.8], DONE),
+    trial(1, [0.6, 0.7, 0.8, 0.85], DONE),
+    trial(2, [0.4, 0.5, 0.6, 0.7], PRUNED),
+]
+
+
+def test_median_stops_a_trial_whose_best_is_below_the_median_of_running_averages() -> None:
+    verdicts = trials_to_stop(make_spec("median", minResource=2), [*OTHERS, trial(3, [0.3, 0.5])])
+    assert set(verdicts) == {"s-0003"}
+    message = verdicts["s-0003"]
+    assert "eval_accuracy 0.5" in message and "epoch 2" in message
+    assert "median 0.55" in message and "3 other trials" in message
+
+
+def test_median_keeps_a_trial_at_or_above_the_median() -> None:
+    spec = make_spec("median", minResource=2)
+    assert trials_to_stop(spec, [*OTHERS, trial(3, [0.3, 0.55])]) == {}, "equal is not worse"
+    # Its best so far counts, not its latest value.
+    assert trials_to_stop(spec, [*OTHERS, trial(3, [0.3, 0.9, 0.4])]) == {}
+
+
+def test_median_waits_for_min_resource() -> None:
+    spec = make_spec("median", minResource=2)
+    assert trials_to_stop(spec, [*OTHERS, trial(3, [0.1])]) == {}
+    assert "s-0003" in trials_to_stop(spec, [*OTHERS, trial(3, [0.1, 0.1])])
+
+
+def test_median_waits_for_min_trials_that_reached_the_same_point() -> None:
+    spec = make_spec("median", minResource=1, minTrials=3)
+    short = trial(2, [0.4], PRUNED)  # never reached epoch 2: no evidence there
+    assert trials_to_stop(spec, [*OTHERS[:2], short, trial(3, [0.1, 0.1])]) == {}
+    # At epoch 1 it has reached it: three others there, so the rule applies.
+    assert "s-0003" in trials_to_stop(spec, [*OTHERS[:2], short, trial(3, [0.1])])
+
+
+def test_median_compares_with_running_and_pruned_trials_too() -> None:
+    spec = make_spec("median", minResource=1, minTrials=2)
+    trials = [trial(0, [0.8, 0.8]), trial(1, [0.7, 0.7], PRUNED), trial(2, [0.2])]
+    assert set(trials_to_stop(spec, trials)) == {"s-0002"}
+
+
+def test_median_minimizes_a_loss() -> None:
+    spec = make_spec("median", metric="eval_loss", minResource=2)
+    others = [
+        trial(
+            t.index,
+            negate([r.metrics["eval_accuracy"] for r in t.reports]),
+            t.phase,
+            metric="eval_loss",
+        )
+        for t in OTHERS
+    ]
+    # Losses: the others' running averages at epoch 2 are -0.55, -0.65, -0.45.
+    worse = trial(3, negate([0.3, 0.5]), metric="eval_loss")  # best so far -0.5 > -0.55
+    better = trial(4, negate([0.3, 0.7]), metric="eval_loss")
+    verdicts = trials_to_stop(spec, [*others, worse, better])
+    assert set(verdicts) == {"s-0003"}
+    # Each running trial is among the others of the other: four running averages at epoch 2.
+    assert "above the median -0.525 of 4 other trials" in verdicts["s-0003"]
+
+
+def test_median_stops_only_running_trials() -> None:
+    spec = make_spec("median", minResource=1)
+    hopeless = [trial(3, [0.0, 0.0], phase) for phase in (TrialPhase.pending, DONE, PRUNED)]
+    for t in hopeless:
+        assert trials_to_stop(spec, [*OTHERS, t]) == {}
+
+
+# ---- asha ---------------------------------------------------------------------------------
+
+
+def asha(**changes: Any) -> SweepSpec:
+    return make_spec("asha", minResource=1, reductionFactor=3, **changes)
+
+
+def test_asha_rungs_follow_the_reduction_factor_below_the_maximum() -> None:
+    assert asha_rungs(asha(), 100) == [1, 3]  # maxResource from num_train_epochs: 9
+    assert asha_rungs(asha(maxResource=30), 100) == [1, 3, 9, 27]
+    assert asha_rungs(asha(maxResource=30), 5) == [1, 3]
+    step_spec = make_spec("asha", resource="step", minResource=100, reductionFactor=2)
+    assert asha_rungs(step_spec, 1000) == [100, 200, 400, 800]
+
+
+def test_asha_keeps_the_top_third_at_a_rung() -> None:
+    # Six trials at rung 1 (epoch 1): the top 6 // 3 = 2 continue.
+    finished = [trial(i, [v], PRUNED) for i, v in enumerate([0.9, 0.5, 0.4, 0.3])]
+    spec = asha()
+    assert trials_to_stop(spec, [*finished, trial(4, [0.92]), trial(5, [0.95])]) == {}
+    verdicts = trials_to_stop(spec, [*finished, trial(4, [0.45]), trial(5, [0.95])])
+    assert set(verdicts) == {"s-0004"}
+    assert "ranks 4 of the 6 trials" in verdicts["s-0004"]
+    assert "top 2 (1/3)" in verdicts["s-0004"] and "at 0.9" in verdicts["s-0004"]
+
+
+def test_asha_stops_no_one_at_a_rung_fewer_than_reduction_factor_trials_reached() -> None:
+    spec = asha()
+    assert trials_to_stop(spec, [trial(0, [0.9], PRUNED), trial(1, [0.1])]) == {}
+    assert set(
+        trials_to_stop(spec, [trial(0, [0.9], PRUNED), trial(2, [0.8], PRUNED), trial(1, [0.1])])
+    ) == {"s-0001"}
+
+
+def test_asha_judges_a_trial_at_a_rung_once_and_promotion_stands() -> None:
+    """A trial promoted past rung 1 by the few that were there is not stopped later because
+    better trials reached rung 1 after it (ASHA's decision at arrival stands): it is judged
+    next at rung 3, against what reached rung 3."""
+    spec = asha()
+    early = [trial(0, [0.5], PRUNED), trial(1, [0.3], PRUNED), trial(2, [0.2], PRUNED)]
+    late_bloomer = trial(3, [0.55, 0.5])  # the best of four at rung 1: promoted
+    assert trials_to_stop(spec, [*early, trial(3, [0.55])]) == {}
+    latecomers = [trial(10 + i, [0.9 + i / 100], PRUNED) for i in range(6)]
+    assert trials_to_stop(spec, [*early, *latecomers, late_bloomer]) == {}
+
+
+def test_asha_judges_at_the_highest_rung_reached_against_that_rung() -> None:
+    spec = asha()
+    rung3 = [trial(i, [0.5, 0.6, v], PRUNED) for i, v in enumerate([0.9, 0.8, 0.7])]
+    verdicts = trials_to_stop(spec, [*rung3, trial(5, [0.99, 0.99, 0.6])])
+    assert set(verdicts) == {"s-0005"}
+    assert "epoch 3 (rung 3)" in verdicts["s-0005"]
+    # At epochs 4..8 it is between rungs, and at 9 (the maximum) there is nothing to decide.
+    assert trials_to_stop(spec, [*rung3, trial(5, [0.99, 0.99, 0.8, 0.1])]) == {}
+
+
+def test_asha_minimizes_a_loss() -> None:
+    spec = make_spec("asha", metric="eval_loss", minResource=1, reductionFactor=3)
+    done = [trial(i, [v], PRUNED, metric="eval_loss") for i, v in enumerate([0.2, 0.3, 0.4])]
+    assert trials_to_stop(spec, [*done, trial(4, [0.1], metric="eval_loss")]) == {}
+    assert set(trials_to_stop(spec, [*done, trial(4, [0.5], metric="eval_loss")])) == {"s-0004"}
+
+
+def test_asha_measures_steps_when_asked() -> None:
+    spec = make_spec("asha", resource="step", minResource=200, reductionFactor=2)
+    done = [trial(i, [0.5, v], PRUNED) for i, v in enumerate([0.9, 0.8])]
+    # Step 100 is below the first rung; step 200 is rung 200: top 1 of 3 continues.
+    assert trials_to_stop(spec, [*done, trial(3, [0.1])]) == {}
+    verdicts = trials_to_stop(spec, [*done, trial(3, [0.1, 0.7])])
+    assert set(verdicts) == {"s-0003"} and "step 200" in verdicts["s-0003"]
+
+
+# ---- Replays ------------------------------------------------------------------------------
+
+
+def simulate(spec: SweepSpec, seed: int) -> list[list[Trial]]:
+    """A small asynchronous sweep: random curves, four trials at a time, each reporting one
+    epoch per event, verdicts applied at once. Returns the records before every pass."""
+    rng = random.Random(seed)
+    quality: dict[str, float] = {}
+    trials: dict[str, Trial] = {}
+    passes: list[list[Trial]] = []
+    next_index = 0
+    for _ in range(120):
+        while sum(t.phase is RUNNING for t in trials.values()) < 4 and next_index < 30:
+            t = trial(next_index, [])
+            trials[t.name] = t
+            quality[t.name] = rng.random()
+            next_index += 1
+        running = [t for t in trials.values() if t.phase is RUNNING]
+        if not running:
+            break
+        t = rng.choice(running)
+        epoch = len(t.reports) + 1
+        value = quality[t.name] * (1 - 0.5**epoch) + rng.gauss(0, 0.02)
+        reports = [
+            *t.reports,
+            Report(step=100 * epoch, epoch=float(epoch), metrics={"eval_accuracy": value}),
+        ]
+        phase = DONE if epoch == 9 else RUNNING
+        trials[t.name] = t.model_copy(update={"reports": reports, "phase": phase})
+        records = list(trials.values())
+        passes.append(records)
+        for name in trials_to_stop(spec, records):
+            trials[name] = trials[name].model_copy(update={"phase": PRUNED})
+    return passes
+
+
+@pytest.mark.parametrize("rule", ["median", "asha"])
+def test_replaying_the_records_gives_the_same_verdicts(rule: str) -> None:
+    spec = make_spec(rule, minResource=1)
+    passes = simulate(spec, seed=4)
+    stopped = 0
+    for records in passes:
+        verdicts = trials_to_stop(spec, records)
+        stopped += len(verdicts)
+        shuffled = list(records)
+        random.Random(0).shuffle(shuffled)
+        assert trials_to_stop(spec, shuffled) == verdicts
+        assert trials_to_stop(spec, records) == verdicts
+    assert stopped > 3, "the sweep should have given the rule something to stop"

@@ -1,0 +1,344 @@
+"""The operator: thin kopf handlers over one reconcile pass per sweep.
+
+A pass reads what exists (the sweep, its trial records, their pods, their metrics), decides
+with the pure `reconcile.decide()` (which calls `planner.plan()`), carries the decision out, and
+writes the sweep's status once, last. Nothing lives only in memory: a restarted operator's first
+pass sees what the last one left and continues from there.
+
+What drives the passes: one asyncio task per sweep, which runs a pass every `INTERVAL` seconds
+while the sweep is active (metrics move without any Kubernetes event), at once when the sweep's
+spec or one of its pods changes, and rarely once the sweep has settled. kopf supplies the watch
+streams through `@kopf.on.event`, which writes nothing to the objects it watches. kopf's own
+`@kopf.timer` and `@kopf.daemon` would do the periodic part, but kopf puts a finalizer on every
+object that has one, and then a sweep (or its namespace) cannot be deleted while the operator
+is down; nothing here needs a finalizer, since ownerReferences let the garbage collector delete
+trials and pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import kopf
+import prometheus_client
+from kubernetes.config import ConfigException
+
+from bertsweep import reconcile
+from bertsweep.api import GROUP, VERSION, ManifestError, SweepPhase, SweepSpec, parse_spec
+from bertsweep.kube import Conflict, ForeignObject, Kube
+from bertsweep.pods import SWEEP_LABEL
+from bertsweep.prometheus import TrialMetrics
+
+log = logging.getLogger("bertsweep.operator")
+
+INTERVAL = 2.0  # seconds between passes of an active sweep
+IDLE_INTERVAL = 60.0  # ... of a sweep that has ended or been rejected (it wakes on changes)
+DEBOUNCE = 0.3  # a burst of watch events becomes one pass
+MAX_BACKOFF = 60.0  # after repeated failures of a pass
+
+# The operator's own metrics (served on $BERTSWEEP_OPERATOR_METRICS_PORT, default 8080).
+RECONCILE_SECONDS = prometheus_client.Histogram(
+    "bertsweep_operator_reconcile_seconds",
+    "Duration of one reconcile pass of one sweep",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECONCILE_ERRORS = prometheus_client.Counter(
+    "bertsweep_operator_reconcile_errors", "Reconcile passes that failed (and will be retried)"
+)
+SWEEPS = prometheus_client.Gauge("bertsweep_operator_sweeps", "Sweeps by phase", ["phase"])
+TRIALS_CREATED = prometheus_client.Counter(
+    "bertsweep_operator_trials_created", "Trial records created"
+)
+TRIALS_ENDED = prometheus_client.Counter(
+    "bertsweep_operator_trials_ended", "Trials that ended, by phase", ["phase"]
+)
+
+REGISTRY = kopf.OperatorRegistry()
+
+
+@dataclass(frozen=True)
+class PassResult:
+    gone: bool = False
+    phase: str | None = None
+    settled: bool = False
+
+
+@dataclass
+class Operator:
+    """One reconcile pass of one sweep, over injected I/O (the Kubernetes API, metrics)."""
+
+    kube: Kube
+    metrics: TrialMetrics
+    timeouts: reconcile.Timeouts = field(default_factory=reconcile.Timeouts)
+
+    def run_pass(self, namespace: str, name: str) -> PassResult:
+        sweep = self.kube.get_sweep(namespace, name)
+        if sweep is None:
+            return PassResult(gone=True)
+        phase = (sweep.get("status") or {}).get("phase")
+        if reconcile.is_settled(sweep):
+            return PassResult(phase=phase, settled=True)
+        now = datetime.now(UTC).replace(microsecond=0)
+        try:
+            spec = parse_spec(sweep.get("spec"))
+        except ManifestError as error:
+            log.warning("%s/%s: invalid spec: %s", namespace, name, error)
+            self.apply(sweep, None, reconcile.invalid_spec(sweep, str(error), now))
+            return PassResult(phase=SweepPhase.failed.value, settled=True)
+
+        # Observe.
+        records = reconcile.owned_records(sweep, self.kube.list_trials(namespace, name))
+        found = self.kube.live_pods(namespace, name)
+        for pod_name in reconcile.pods_to_fetch(records, found):
+            pod = self.kube.get_pod(namespace, pod_name)
+            if pod is not None:
+                found[pod_name] = pod
+        trial_pods = reconcile.owned_pods(records, found)
+        active = reconcile.active_trials(records)
+        reading = None
+        if active:
+            reading = self.metrics.read(
+                spec.metrics.prometheus_url,
+                namespace,
+                name,
+                active,
+                since=reconcile.metrics_window_start(records),
+                now=now,
+                targets=reconcile.scrape_targets(records, trial_pods),
+            )
+        # Plan, apply, write status once.
+        decision = reconcile.decide(sweep, spec, records, trial_pods, reading, now, self.timeouts)
+        self.apply(sweep, spec, decision)
+        return PassResult(phase=decision.status.phase.value, settled=decision.status.phase.finished)
+
+    def apply(
+        self, sweep: Mapping[str, Any], spec: SweepSpec | None, decision: reconcile.Decision
+    ) -> None:
+        """Carry a decision out in its order: records, then pods, then the status."""
+        uid = str(sweep["metadata"]["uid"])
+        for write in decision.trial_writes:
+            self.kube.replace_trial_status(write.record.body, reconcile.status_body(write.status))
+        for trial in decision.ended:
+            TRIALS_ENDED.labels(trial.phase.value).inc()
+        for pod_name in decision.delete_pods:
+            self.kube.delete_pod(sweep["metadata"]["namespace"], pod_name)
+        if spec is not None:
+            for record in decision.create_pods:
+                self.kube.create_pod(reconcile.pod_manifest(sweep, spec, record))
+            for trial in decision.create_trials:
+                # The record first: once it exists, a restarted operator knows of the trial and
+                # gives it a pod if this pass dies before the next line.
+                obj, created = self.kube.create_trial(reconcile.trial_manifest(sweep, trial), uid)
+                if created:
+                    TRIALS_CREATED.inc()
+                record = reconcile.read_trial(obj)
+                if record.trial.phase.active:
+                    self.kube.create_pod(reconcile.pod_manifest(sweep, spec, record))
+        for event in decision.events:
+            log.log(
+                logging.WARNING if event.warning else logging.INFO,
+                "%s/%s: %s: %s",
+                sweep["metadata"]["namespace"],
+                sweep["metadata"]["name"],
+                event.reason,
+                event.message,
+            )
+            self.kube.post_event(sweep, event)
+        if decision.write_status:
+            self.kube.replace_sweep_status(sweep, reconcile.status_body(decision.status))
+
+
+Key = tuple[str, str]
+
+
+class Workers:
+    """One reconcile loop per sweep, started when the sweep is first seen (a restarted operator
+    sees every sweep in its initial listing), woken by changes, ended when the sweep is gone."""
+
+    def __init__(self, operator: Operator) -> None:
+        self.operator = operator
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._kicks: dict[Key, asyncio.Event] = {}
+        self._generations: dict[Key, Any] = {}
+        self._phases: dict[Key, str] = {}
+
+    def sweep_changed(self, namespace: str, name: str, generation: Any, deleted: bool) -> None:
+        key = (namespace, name)
+        if deleted:
+            self._forget(key)
+            return
+        task = self._tasks.get(key)
+        if task is None or task.done():
+            self._kicks[key] = asyncio.Event()
+            self._tasks[key] = asyncio.create_task(self._loop(key), name=f"{namespace}/{name}")
+        elif self._generations.get(key) == generation:
+            return  # a status write (ours) or a re-listing: nothing new to act on
+        self._generations[key] = generation
+        self._kicks[key].set()
+
+    def pod_changed(self, namespace: str, sweep: str) -> None:
+        kick = self._kicks.get((namespace, sweep))
+        if kick is not None:
+            kick.set()
+
+    async def stop(self) -> None:
+        for key in list(self._tasks):
+            self._forget(key)
+
+    def _forget(self, key: Key) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._kicks.pop(key, None)
+        self._generations.pop(key, None)
+        self._phases.pop(key, None)
+        self._count_phases()
+
+    def _count_phases(self) -> None:
+        for phase in SweepPhase:
+            SWEEPS.labels(phase.value).set(sum(p == phase.value for p in self._phases.values()))
+
+    async def _loop(self, key: Key) -> None:
+        namespace, name = key
+        failures = 0
+        while key in self._kicks:
+            kick = self._kicks[key]
+            kick.clear()
+            started = time.monotonic()
+            try:
+                with RECONCILE_SECONDS.time():
+                    result = await asyncio.to_thread(self.operator.run_pass, namespace, name)
+            except Conflict as error:
+                # Someone (the user, a second operator) wrote first: read again and redo.
+                log.info("%s/%s: %s; retrying", namespace, name, error)
+                delay = DEBOUNCE
+            except ForeignObject as error:
+                log.warning("%s/%s: %s", namespace, name, error)
+                delay = INTERVAL * 2
+            except Exception:
+                # Logged and retried with backoff: a failing pass never stops the operator.
+                failures += 1
+                RECONCILE_ERRORS.inc()
+                delay = min(MAX_BACKOFF, INTERVAL * 2**failures)
+                log.exception("%s/%s: reconcile failed; retrying in %.0fs", namespace, name, delay)
+            else:
+                failures = 0
+                if result.gone:
+                    self._forget(key)
+                    return
+                if result.phase:
+                    self._phases[key] = result.phase
+                    self._count_phases()
+                elapsed = time.monotonic() - started
+                # A huge sweep's pass takes a while; keep the API server's load bounded.
+                delay = IDLE_INTERVAL if result.settled else max(INTERVAL, 2 * elapsed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(kick.wait(), timeout=delay)
+                await asyncio.sleep(DEBOUNCE)
+
+
+# ---- kopf wiring -----------------------------------------------------------------------------
+
+
+@kopf.on.startup(registry=REGISTRY)
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.peering.standalone = True
+    # Our own Events say what happened; kopf posts only its warnings and errors.
+    settings.posting.level = logging.WARNING
+    # Watches are re-established every few minutes, so a silently dead connection heals.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+
+
+@kopf.on.login(registry=REGISTRY)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # The same credentials as kube.py's client: kubeconfig, or the pod's service account. (Only
+    # kopf's default registry has login handlers; this one is ours so that tests import it.)
+    return kopf.login_via_client(**kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, "bertsweeps", registry=REGISTRY)
+async def sweep_event(
+    event: kopf.RawEvent, name: str, namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any
+) -> None:
+    memo.workers.sweep_changed(
+        namespace or "", name, meta.get("generation"), deleted=event.get("type") == "DELETED"
+    )
+
+
+@kopf.on.event("v1", "pods", labels={SWEEP_LABEL: kopf.PRESENT}, registry=REGISTRY)
+async def pod_event(labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
+    memo.workers.pod_changed(namespace or "", labels[SWEEP_LABEL])
+
+
+@kopf.on.cleanup(registry=REGISTRY)
+async def stop_workers(memo: Any, **_: Any) -> None:
+    await memo.workers.stop()
+
+
+def _seconds(variable: str, default: float) -> float:
+    return float(os.environ.get(variable) or default)
+
+
+def start_metrics_server() -> None:
+    """The operator's /metrics, on $BERTSWEEP_OPERATOR_METRICS_PORT (default 8080; 0: off)."""
+    port = int(os.environ.get("BERTSWEEP_OPERATOR_METRICS_PORT") or 8080)
+    if port == 0:
+        return
+    address = os.environ.get("BERTSWEEP_OPERATOR_METRICS_ADDR") or "0.0.0.0"
+    try:
+        prometheus_client.start_http_server(port, addr=address)
+    except OSError as error:
+        # A port in use must not keep sweeps from running.
+        log.warning("operator metrics not served on %s:%d: %s", address, port, error)
+    else:
+        log.info("operator metrics on http://%s:%d/metrics", address, port)
+
+
+def run_operator(namespaces: Sequence[str] | None = None, prometheus_url: str | None = None) -> int:
+    """`bertsweep operator`: watch all namespaces (or those named) until interrupted."""
+    logging.basicConfig(
+        level=os.environ.get("BERTSWEEP_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # One line per request or per watch event says nothing an operator's reader needs.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    start_metrics_server()
+    default_url = prometheus_url or os.environ.get("PROMETHEUS_URL") or None
+    try:
+        kube = Kube.from_environment()
+    except ConfigException as error:
+        log.error("no Kubernetes credentials (kubeconfig or in-cluster): %s", error)
+        return 2
+    operator = Operator(
+        kube=kube,
+        metrics=TrialMetrics(httpx.Client(timeout=httpx.Timeout(5.0)), default_url),
+        timeouts=reconcile.Timeouts(
+            pod_error_seconds=_seconds("BERTSWEEP_POD_ERROR_TIMEOUT_SECONDS", 180.0),
+            unschedulable_seconds=_seconds("BERTSWEEP_UNSCHEDULABLE_TIMEOUT_SECONDS", 900.0),
+        ),
+    )
+    log.info(
+        "watching %s; default Prometheus: %s",
+        ", ".join(namespaces) if namespaces else "all namespaces",
+        default_url or "none",
+    )
+    kopf.run(
+        registry=REGISTRY,
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces or ()),
+        memo=kopf.Memo(workers=Workers(operator)),
+    )
+    return 0

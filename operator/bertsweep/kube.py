@@ -1,0 +1,287 @@
+"""The only module that talks to the Kubernetes API.
+
+It uses the `kubernetes` package for what it is good at (kubeconfig and in-cluster
+credentials, exec plugins, TLS, a connection pool) and sends and receives plain JSON: pods and
+records go out exactly as `pods.py` and `reconcile.py` render them, and come back as the dicts
+`reconcile.py` reads. (The generated typed models of kubernetes 37 would round-trip every pod
+through pydantic classes that the pure code must not import.)
+
+Idempotence lives here: a create that meets 409 AlreadyExists means "already there" (names are
+deterministic), a delete that meets 404 means "already gone", and writes to a status carry the
+resourceVersion that was read, so a stale pass loses with `Conflict` instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client, config
+
+from bertsweep import pods
+from bertsweep.api import GROUP, VERSION
+from bertsweep.reconcile import SweepEvent, controller_uid
+
+log = logging.getLogger(__name__)
+
+SWEEPS = "bertsweeps"
+TRIALS = "berttrials"
+COMPONENT = "bertsweep-operator"
+# (connect, read) seconds: a hung API server fails the pass, which is retried, instead of
+# hanging the sweep's worker.
+REQUEST_TIMEOUT = (5.0, 30.0)
+PAGE_SIZE = 500
+# Pods that have not ended: the ones a pass must look at whatever their trial's record says.
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.body = body
+        try:
+            detail = json.loads(body).get("message", body)
+        except (ValueError, AttributeError):
+            detail = body
+        super().__init__(f"{status} {reason}: {detail}")
+
+
+class Conflict(ApiError):
+    """A write lost to a newer version of the object: the pass starts again from a fresh read."""
+
+
+class Gone(ApiError):
+    """The object disappeared in the middle of a pass (the sweep was deleted)."""
+
+
+class ForeignObject(Exception):
+    """A deterministic name is taken by an object that is not ours, usually a record of an
+    earlier sweep of the same name that the garbage collector has not removed yet."""
+
+
+class Kube:
+    """The operator's view of the API: BertSweeps, BertTrials, Pods, Events."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.instance = socket.gethostname()
+
+    @classmethod
+    def from_environment(cls) -> Kube:
+        """In-cluster credentials in a pod, else the current kubeconfig context."""
+        configuration = client.Configuration()
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        if not configuration.verify_ssl:
+            # A dev cluster with insecure-skip-tls-verify: one warning at start, not one a call.
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("TLS verification of the API server is off (kubeconfig says so)")
+        return cls(client.ApiClient(configuration))
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """One API call with JSON in and out; raises ApiError (Conflict for 409)."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        params = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=[(k, v) for k, v in (query or {}).items()],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
+        data = response.read()  # type: ignore[no-untyped-call]
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+        if not 200 <= response.status <= 299:
+            kind = {409: Conflict, 404: Gone}.get(response.status, ApiError)
+            raise kind(response.status, str(response.reason), text)
+        return json.loads(text) if text else None
+
+    def _list(self, path: str, query: Mapping[str, str | int]) -> list[dict[str, Any]]:
+        """Every item, a page at a time: a 10,000-trial sweep is never one huge response."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = self.request(
+                "GET", path, {**query, "limit": PAGE_SIZE, **({"continue": token} if token else {})}
+            )
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    # ---- BertSweeps -----------------------------------------------------------------------
+
+    def get_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            sweep: dict[str, Any] = self.request("GET", _custom(namespace, SWEEPS, name))
+        except Gone:
+            return None
+        return sweep
+
+    def replace_sweep_status(
+        self, sweep: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The one write of a sweep's status per pass (PUT with the resourceVersion read)."""
+        meta = sweep["metadata"]
+        body = {**sweep, "status": status}
+        result: dict[str, Any] = self.request(
+            "PUT", _custom(meta["namespace"], SWEEPS, meta["name"]) + "/status", body=body
+        )
+        return result
+
+    # ---- BertTrials -----------------------------------------------------------------------
+
+    def list_trials(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
+        return self._list(
+            _custom(namespace, TRIALS), {"labelSelector": f"{pods.SWEEP_LABEL}={sweep}"}
+        )
+
+    def create_trial(self, body: Mapping[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
+        """Create a trial record: (the record, True), or if it exists already (409), (the
+        existing record, False); an existing record must belong to the same sweep."""
+        meta = body["metadata"]
+        path = _custom(meta["namespace"], TRIALS)
+        try:
+            created: dict[str, Any] = self.request("POST", path, body=body)
+            return created, True
+        except Conflict:
+            existing: dict[str, Any] = self.request("GET", f"{path}/{meta['name']}")
+        if controller_uid(existing) != owner_uid:
+            raise ForeignObject(
+                f"BertTrial {meta['name']} belongs to an earlier sweep of the same name; "
+                "waiting for it to be garbage-collected"
+            )
+        return existing, False
+
+    def replace_trial_status(
+        self, trial: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        meta = trial["metadata"]
+        body = {**trial, "status": status}
+        result: dict[str, Any] = self.request(
+            "PUT", _custom(meta["namespace"], TRIALS, meta["name"]) + "/status", body=body
+        )
+        return result
+
+    # ---- Pods -------------------------------------------------------------------------------
+
+    def live_pods(self, namespace: str, sweep: str) -> dict[str, dict[str, Any]]:
+        """The sweep's pods that have not ended, by name (O(parallelism), not O(trials))."""
+        items = self._list(
+            f"/api/v1/namespaces/{quote(namespace)}/pods",
+            {"labelSelector": f"{pods.SWEEP_LABEL}={sweep}", "fieldSelector": LIVE_PODS},
+        )
+        return {p["metadata"]["name"]: p for p in items}
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            pod: dict[str, Any] = self.request("GET", _pod(namespace, name))
+        except Gone:
+            return None
+        return pod
+
+    def create_pod(self, body: Mapping[str, Any]) -> bool:
+        """Create a trial's pod; False if it exists already (409), after checking that the
+        existing one belongs to the same trial record."""
+        meta = body["metadata"]
+        try:
+            self.request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/pods", body=body)
+            return True
+        except Conflict:
+            existing = self.get_pod(meta["namespace"], meta["name"])
+        owner = body["metadata"]["ownerReferences"][0]["uid"]
+        if existing is not None and controller_uid(existing) != owner:
+            raise ForeignObject(
+                f"pod {meta['name']} belongs to an earlier trial of the same name; "
+                "waiting for it to be garbage-collected"
+            ) from None
+        return False
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod with its grace period: the trainer gets SIGTERM and stops cleanly."""
+        with contextlib.suppress(Gone):
+            self.request("DELETE", _pod(namespace, name))
+
+    # ---- Events -----------------------------------------------------------------------------
+
+    def post_event(self, sweep: Mapping[str, Any], event: SweepEvent) -> None:
+        """Post an Event on the sweep, at most once (its name is derived from its key). Events
+        are best effort: a failure is logged and the pass goes on."""
+        meta = sweep["metadata"]
+        uid = str(meta.get("uid", ""))
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": event_name(meta["name"], uid, event.key),
+                "namespace": meta["namespace"],
+                "labels": {pods.SWEEP_LABEL: meta["name"]},
+            },
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": sweep.get("kind", "BertSweep"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": uid,
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": event.reason,
+            "message": event.message,
+            "type": "Warning" if event.warning else "Normal",
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance,
+        }
+        try:
+            self.request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/events", body=body)
+        except Conflict:
+            pass  # posted by an earlier pass
+        except Exception as error:  # Events must never fail a pass.
+            log.warning("could not post event %s on %s: %s", event.reason, meta["name"], error)
+
+
+_NOT_DNS = re.compile(r"[^a-z0-9.-]+")
+
+
+def event_name(sweep: str, uid: str, key: str) -> str:
+    """A deterministic Event name: the sweep, a slice of its uid (a re-created sweep of the same
+    name posts its own events), and the event's key."""
+    name = _NOT_DNS.sub("-", f"{sweep}.{uid[:8]}.{key}".lower()).strip(".-")
+    return name[:253].rstrip(".-")
+
+
+def _custom(namespace: str, plural: str, name: str | None = None) -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{plural}"
+    return f"{path}/{quote(name)}" if name else path
+
+
+def _pod(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"

@@ -29,6 +29,7 @@ import httpx
 from bertsweep import contract
 from bertsweep.api import MAX_REPORTS, SweepSpec, SweepStatus, Trial, TrialPhase
 from bertsweep.planner import PRUNED, SWEEP_ENDED, plan
+from bertsweep.reconcile import merge_reports, parse_result
 
 POLL_SECONDS = 1.0
 # How long a finished trainer waits for one last scrape; ours comes within a poll.
@@ -105,7 +106,9 @@ class LocalRunner:
             self.spec = self.spec.model_copy(update={"parallelism": self.workers})
         self.output.mkdir(parents=True, exist_ok=True)
         try:
-            with httpx.Client(timeout=2.0) as http:
+            # Generous: a trainer busy on both cores can be slow to answer, and a scrape that
+            # times out may be the one its final wait was counting on.
+            with httpx.Client(timeout=5.0) as http:
                 while True:
                     self._observe(http)
                     self._reconcile()
@@ -153,21 +156,30 @@ class LocalRunner:
         process.log.close()
         trial = self.trials[name]
         code = process.popen.returncode
-        result = _read_result(process.result_file)
-        metrics = trial.metrics or dict(result.get("metrics") or {})
+        result = parse_result(_read_text(process.result_file))
+        metrics = {**result.metrics, **trial.metrics}
         if not metrics and trial.reports:
             metrics = dict(trial.reports[-1].metrics)
-        update: dict[str, Any] = {"metrics": metrics, "completion_time": _now()}
+        # A last evaluation that no scrape caught is still in the result file (as in a cluster).
+        reports = trial.reports
+        last = result.last_report()
+        if last is not None and (not reports or reports[-1].step < last.step):
+            reports = merge_reports(reports, [last])
+        update: dict[str, Any] = {
+            "metrics": metrics,
+            "reports": reports,
+            "completion_time": _now(),
+        }
         if trial.phase is TrialPhase.pruned:
             pass  # the planner's verdict stands; the trainer only reported its last values
-        elif code == 0 and result.get("status", "completed") == "completed":
+        elif code == 0 and result.status in (None, "completed"):
             update |= {"phase": TrialPhase.succeeded, "reason": "Completed"}
         else:
-            reason = result.get("reason") or ("Killed" if code and code < 0 else "Error")
-            message = result.get("message") or _tail(process.result_file.parent / "trainer.log")
+            reason = result.reason or ("Killed" if code and code < 0 else "Error")
+            message = result.message or _tail(process.result_file.parent / "trainer.log")
             update |= {
                 "phase": TrialPhase.failed,
-                "reason": str(reason),
+                "reason": reason,
                 "message": f"exit code {code}: {message}",
             }
         finished = trial.model_copy(update=update)
@@ -296,12 +308,11 @@ def _free_port() -> int:
         return port
 
 
-def _read_result(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str | None:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
 
 
 def _tail(path: Path, lines: int = 3) -> str:

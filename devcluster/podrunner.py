@@ -176,6 +176,8 @@ class PodRunner:
         self.unshare = shutil.which("unshare") or "unshare"
         self.mount = shutil.which("mount") or "mount"
         self.can_unshare = self._check_unshare()
+        # What every pod runs from: the checkout (with its .venv) and the interpreter behind it.
+        self.host_paths = sorted({REPO, Path(sys.base_prefix).resolve()})
         self.field_selector = f"spec.nodeName={self.node}"
 
     # ----------------------------------------------------------------- setup and node
@@ -799,7 +801,19 @@ class PodRunner:
                         "StartError", f"cannot create mount point {target}: {e}"
                     ) from e
                 q = shlex.quote(target)
-                lines.append(f"{self.mount} --bind {shlex.quote(str(src))} {q}")
+                # A container image carries its own program; here the program is the host's
+                # checkout and interpreter. A volume mounted over one of their parents (the
+                # scratch emptyDir at /tmp over a checkout in /tmp) would hide them: bind them
+                # into the volume first, and mount it with its submounts.
+                shadowed = [p for p in self.host_paths if Path(target) in p.parents]
+                for p in shadowed:
+                    inner = src / p.relative_to(target)
+                    inner.mkdir(parents=True, exist_ok=True)
+                    lines.append(
+                        f"{self.mount} --bind {shlex.quote(str(p))} {shlex.quote(str(inner))}"
+                    )
+                bind = "--rbind" if shadowed else "--bind"
+                lines.append(f"{self.mount} {bind} {shlex.quote(str(src))} {q}")
                 if ro:
                     lines.append(f"{self.mount} -o remount,bind,ro {q}")
         lines.append(f"cd {shlex.quote(cwd)}")

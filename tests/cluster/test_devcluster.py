@@ -195,6 +195,29 @@ def test_exit_codes_and_termination_messages(v1: Any, ns: str) -> None:
     assert "CUDA out of memory" in term.message
 
 
+def test_a_volume_over_the_checkouts_parent_hides_neither_it_nor_its_venv(v1: Any, ns: str) -> None:
+    """Trial pods mount a scratch emptyDir at /tmp; a checkout under /tmp (CI's clones) must stay
+    visible to them, as a container image's files would. Mounting over the checkout's parent
+    is the same situation wherever the checkout lies."""
+    code = (
+        "import pathlib, sys; "
+        f"assert pathlib.Path({str(REPO / 'pyproject.toml')!r}).is_file(); "
+        f"pathlib.Path({str(REPO.parent / 'scratch-ok')!r}).write_text(sys.prefix)"
+    )
+    pod = pod_manifest(
+        "shadowed",
+        code,
+        volumeMounts=[{"name": "scratch", "mountPath": str(REPO.parent)}],
+    )
+    pod["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    v1.create_namespaced_pod(ns, pod)
+    done = wait_phase(v1, ns, "shadowed", {"Succeeded", "Failed"})
+    term = done.status.container_statuses[0].state.terminated
+    assert done.status.phase == "Succeeded", (term.exit_code, term.message)
+    # The write went to the volume, not to the host's directory.
+    assert not (REPO.parent / "scratch-ok").exists()
+
+
 def test_gpu_requests_are_scheduled_against_node_capacity(v1: Any, ns: str) -> None:
     def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
         pod = pod_manifest(

@@ -229,8 +229,9 @@ class EarlyStopping(Model):
     had reached, and counts as done, not failed."""
 
     name: StoppingRule = StoppingRule.none
-    """none; median (stop a trial whose best value so far is worse than the median of other
-    trials at the same point); asha (asynchronous successive halving)."""
+    """none; median (stop a trial whose best value so far is worse than the median of the
+    completed trials' running averages at the same point); asha (asynchronous successive
+    halving)."""
     resource: Resource = Resource.epoch
     """The unit of `minResource`/`maxResource`: training epochs, or optimizer steps."""
     min_resource: Annotated[float, Field(gt=0)] = 1.0
@@ -241,7 +242,7 @@ class EarlyStopping(Model):
     reduction_factor: Annotated[int, Field(ge=2, le=16)] = 3
     """asha: one trial in this many is promoted from each rung to the next."""
     min_trials: Annotated[int, Field(ge=1)] = 3
-    """median: how many other trials must have reached the same point before comparing."""
+    """median: how many completed trials must have reached the same point before comparing."""
 
     @model_validator(mode="after")
     def _check_rungs(self) -> EarlyStopping:

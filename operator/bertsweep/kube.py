@@ -145,13 +145,8 @@ class Kube:
     def replace_sweep_status(
         self, sweep: Mapping[str, Any], status: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """The one write of a sweep's status per pass (PUT with the resourceVersion read)."""
-        meta = sweep["metadata"]
-        body = {**sweep, "status": status}
-        result: dict[str, Any] = self.request(
-            "PUT", _custom(meta["namespace"], SWEEPS, meta["name"]) + "/status", body=body
-        )
-        return result
+        """The one write of a sweep's status per pass."""
+        return self._replace_status(SWEEPS, sweep, status)
 
     # ---- BertTrials -----------------------------------------------------------------------
 
@@ -180,10 +175,17 @@ class Kube:
     def replace_trial_status(
         self, trial: Mapping[str, Any], status: Mapping[str, Any]
     ) -> dict[str, Any]:
-        meta = trial["metadata"]
-        body = {**trial, "status": status}
+        return self._replace_status(TRIALS, trial, status)
+
+    def _replace_status(
+        self, plural: str, obj: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PUT the status subresource with the resourceVersion read: a stale read conflicts."""
+        meta = obj["metadata"]
         result: dict[str, Any] = self.request(
-            "PUT", _custom(meta["namespace"], TRIALS, meta["name"]) + "/status", body=body
+            "PUT",
+            _custom(meta["namespace"], plural, meta["name"]) + "/status",
+            body={**obj, "status": status},
         )
         return result
 

@@ -16,15 +16,26 @@ what a stopped trial gives up on. Counting running and pruned trials too would m
 race among whoever happens to be training at the moment.
 
 ASHA (asynchronous successive halving, Li et al., MLSys 2020). Rungs sit at
-minResource * reductionFactor^k below maxResource. ASHA judges a trial at a rung once, when it
-gets there, against the values recorded at that rung so far; a trial that passed a rung has been
-promoted and is never judged there again, however good the trials that arrive later. Replaying
-that without memory: a trial is judged at rung k only while the report that reached rung k is
-its latest (it sits at the rung); from its next report on, its promotion stands. While it sits
-there it is compared with every value recorded at the rung, its own included, and continues
-when it ranks within the top max(1, n // reductionFactor) of those n values. The rung stops no
-one until reductionFactor trials have reached it, so the first arrivals (which ASHA would have
-promoted for lack of competition) are not stopped against one or two early values.
+minResource * reductionFactor^k below maxResource. Of the n trials that reach a rung, ASHA
+promotes at most n // reductionFactor, the best first, each as soon as it has a slot. Here a
+trial cannot wait at a rung for a slot to open (its pod would hold a GPU idle), so it is judged
+once, when it gets there, against what the rung has recorded so far, its own value included:
+
+- the best value at the rung so far continues: ASHA would promote it with the next slot, so a
+  new best is never refused;
+- any other continues when it ranks within the top n // reductionFactor and fewer than that
+  many trials have gone past the rung already (a slot is free);
+- the rest stop.
+
+The slots are what keeps ASHA's budget when proposals are not exchangeable. A model-based
+search proposes better configurations as it learns, and "within the top third of everyone so
+far" would let nearly every newcomer through: the bayesian search then trained a whole region
+of good-but-not-best configurations to the end. Counting slots, at most n // reductionFactor
+trials (plus the successive bests) go on from each rung, whatever the order they come in.
+
+Replaying that without memory: a trial is judged at rung k only while the report that reached
+rung k is its latest (it sits at the rung); from its next report on, its promotion stands, and
+it holds one of the rung's slots.
 
 Both rules therefore only ever stop a trial on evidence present in the records, and give the
 same verdicts whenever they are replayed on the same records.
@@ -198,21 +209,30 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, Curve]) -
         if at != len(curve.resources) - 1:
             continue
         value = curve.values[at]
-        recorded = [
-            other.values[i]
-            for other in curves.values()
-            if (i := other.first_at(rung)) < len(other.resources)
-        ]
-        if len(recorded) < eta:
-            continue
-        keep = max(1, len(recorded) // eta)
+        recorded: list[float] = []
+        promoted = 0
+        for other in curves.values():
+            i = other.first_at(rung)
+            if i < len(other.resources):
+                recorded.append(other.values[i])
+                promoted += i < len(other.resources) - 1
         ahead = sum(objective.better(v, value) for v in recorded)
-        if ahead >= keep:
+        if ahead == 0:
+            continue
+        slots = len(recorded) // eta
+        where = (
+            f"{objective.metric} {_fmt(value)} at {_unit(spec)} {_fmt(curve.resources[at])} "
+            f"(rung {_fmt(rung)}) ranks {ahead + 1} of the {len(recorded)} trials that reached "
+            f"the rung"
+        )
+        if ahead >= slots:
             ranked = sorted(recorded, reverse=objective.goal.value == "maximize")
+            verdicts[trial.name] = f"{where}; only the top {slots} (1/{eta}) continue" + (
+                f", the last of them at {_fmt(ranked[slots - 1])}" if slots else ""
+            )
+        elif promoted >= slots:
             verdicts[trial.name] = (
-                f"{objective.metric} {_fmt(value)} at {_unit(spec)} {_fmt(curve.resources[at])} "
-                f"(rung {_fmt(rung)}) ranks {ahead + 1} of the {len(recorded)} trials that reached "
-                f"the rung; only the top {keep} (1/{eta}) continue, the last of them at "
-                f"{_fmt(ranked[keep - 1])}"
+                f"{where}, but the rung's {slots} promotion slots (1/{eta} of its trials) are "
+                f"taken by those that went on before it, and it is not the best there"
             )
     return verdicts

@@ -172,12 +172,32 @@ def test_asha_keeps_the_top_third_at_a_rung() -> None:
     assert "top 2 (1/3)" in verdicts["s-0004"] and "at 0.9" in verdicts["s-0004"]
 
 
-def test_asha_stops_no_one_at_a_rung_fewer_than_reduction_factor_trials_reached() -> None:
+def test_asha_lets_only_a_new_best_through_a_rung_that_has_no_slot_yet() -> None:
+    # Fewer than reductionFactor trials at rung 1: no promotion slot (2 // 3 = 0), so only a
+    # trial that is the best there so far continues, as ASHA would promote it first.
     spec = asha()
-    assert trials_to_stop(spec, [trial(0, [0.9], PRUNED), trial(1, [0.1])]) == {}
-    assert set(
-        trials_to_stop(spec, [trial(0, [0.9], PRUNED), trial(2, [0.8], PRUNED), trial(1, [0.1])])
-    ) == {"s-0001"}
+    assert trials_to_stop(spec, [trial(0, [0.5], PRUNED), trial(1, [0.9])]) == {}
+    verdicts = trials_to_stop(spec, [trial(0, [0.9], PRUNED), trial(1, [0.1])])
+    assert set(verdicts) == {"s-0001"}
+    assert "ranks 2 of the 2 trials" in verdicts["s-0001"]
+    assert "only the top 0 (1/3) continue" in verdicts["s-0001"]
+
+
+def test_asha_promotes_at_most_a_third_of_a_rung_whatever_the_order_of_arrival() -> None:
+    """A model-based search proposes better trials as it learns. Six trials at rung 1, two of
+    which went on (the rung's 6 // 3 = 2 slots): a seventh in the top two, not the best, is
+    stopped because no slot is free; the best so far always continues."""
+    spec = asha()
+    went_on = [trial(0, [0.95, 0.9], PRUNED), trial(1, [0.6, 0.6], PRUNED)]
+    stayed = [trial(i, [v], PRUNED) for i, v in enumerate([0.5, 0.4, 0.3, 0.2], start=2)]
+    verdicts = trials_to_stop(spec, [*went_on, *stayed, trial(6, [0.9])])
+    assert set(verdicts) == {"s-0006"}
+    assert "ranks 2 of the 7 trials" in verdicts["s-0006"]
+    assert "2 promotion slots (1/3 of its trials) are taken" in verdicts["s-0006"]
+    assert trials_to_stop(spec, [*went_on, *stayed, trial(6, [0.97])]) == {}
+    # With a slot free (one of the two went on), a trial in the top third goes on too.
+    free = [went_on[0], trial(1, [0.6], PRUNED), *stayed]
+    assert trials_to_stop(spec, [*free, trial(6, [0.9])]) == {}
 
 
 def test_asha_judges_a_trial_at_a_rung_once_and_promotion_stands() -> None:

@@ -14,7 +14,8 @@ onto Optuna's trial states:
   times.
 
 With early stopping most trials never finish, and ranking them by how far they got rewards the
-first trials to arrive at a rung (promoted for lack of competition) rather than the good ones.
+first trials to arrive at a rung (each goes on while it is the best there, for lack of
+competition) rather than the good ones.
 So, as BOHB does, trials are compared at one point of training, the fidelity: the furthest point
 that more trials have reached than there are parameters. Every trial that reached it (finished,
 stopped later or still running) is COMPLETE with its value there; the others keep the states

@@ -372,6 +372,10 @@ def test_trainer_waits_for_a_scrape_that_started_after_the_final_values(free_por
         assert metrics.wait_for_scrape(0)
         metrics.set_final({"eval_accuracy": 0.75})
         assert not metrics.wait_for_scrape(0.3)  # the earlier scrape does not count
+        partial = f"http://127.0.0.1:{port}/metrics?name[]=bertsweep_trial_step"
+        with urllib.request.urlopen(partial, timeout=5) as response:
+            assert b"eval_accuracy" not in response.read()
+        assert not metrics.wait_for_scrape(0.3)  # nor does one of only some series
 
         later = threading.Timer(0.5, scrape, args=(port,))
         later.start()

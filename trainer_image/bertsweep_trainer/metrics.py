@@ -5,19 +5,25 @@ operator reads these series and nothing else, and a small page is quick to scrap
 Why the trainer waits for a scrape before it exits: the operator (through Prometheus) and the
 local runner learn a trial's final metrics and its last evaluations by scraping. Once the
 process exits the endpoint is gone, so values set after the previous scrape would be lost. The
-trainer therefore counts scrapes, and at the end keeps serving until one scrape has *started*
-after the last value was published (it then holds every value), or until the wait runs out.
+trainer therefore counts scrapes, and at the end keeps serving until one scrape that *started*
+after the last value was published (it then holds every value) has been written out whole to
+the scraper, or until the wait runs out. Counting a scrape once its values were collected is
+not enough: on a loaded machine the response may still be unsent when the process exits, and
+the scraper then gets a reset connection and keeps the previous, incomplete page.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, RestrictedRegistry
 
@@ -25,23 +31,21 @@ from bertsweep import contract
 
 log = logging.getLogger(__name__)
 
-# After the qualifying scrape has collected its values, the HTTP response is still being
-# written by the server's thread; exiting at once could cut it short.
-RESPONSE_GRACE_SECONDS = 0.5
-
 
 class _ScrapeCounter(Collector):
-    """The collector handed to the HTTP server: the trial's registry, plus a count of scrapes.
+    """The collector behind the HTTP server: the trial's registry, plus a count of scrapes.
 
     Each scrape remembers which publication it started after, so a scrape that began before
-    the final values were set does not count as having seen them.
+    the final values were set does not count as having seen them; and it counts only once its
+    response has been written out (`wsgi_app`).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
         self._lock = threading.Lock()
         self._published = 0  # bumped whenever values that must be seen are set
-        self._seen = 0  # the latest publication a finished scrape started after
+        self._seen = 0  # the latest publication a delivered scrape started after
+        self._request = threading.local()  # the server runs each request in a thread of its own
         self.scraped = threading.Event()
 
     def publish(self) -> None:
@@ -51,20 +55,48 @@ class _ScrapeCounter(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            publication = self._published
+            self._request.publication = self._published
         yield from self._registry.collect()
-        with self._lock:
-            self._seen = max(self._seen, publication)
-            if self._seen >= self._published:
-                self.scraped.set()
 
     def restricted_registry(self, names: Iterable[str]) -> RestrictedRegistry:
-        # `/metrics?name[]=...` asks for a subset; such partial scrapes are not counted.
+        # `/metrics?name[]=...` asks for a subset: it never calls collect(), so is not counted.
         return self._registry.restricted_registry(names)
 
     def unseen(self) -> bool:
         with self._lock:
             return self._seen < self._published
+
+    def _delivered(self, publication: int) -> None:
+        with self._lock:
+            self._seen = max(self._seen, publication)
+            if self._seen >= self._published:
+                self.scraped.set()
+
+    def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
+        """prometheus_client's /metrics app, counting a full scrape once its body is written.
+
+        wsgiref writes each chunk of the body before it asks the iterator for the next, so
+        the code after the last `yield` runs only once the whole page went to the socket."""
+        exposition = make_wsgi_app(self)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+            self._request.publication = None
+            body = exposition(environ, start_response)
+            publication: int | None = self._request.publication
+
+            def written() -> Iterator[bytes]:
+                yield from body
+                if publication is not None:
+                    self._delivered(publication)
+
+            return written()
+
+        return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per scrape would bury the training log
 
 
 def _label(value: float, digits: int) -> str:
@@ -103,7 +135,14 @@ class TrialMetrics:
 
     def start(self, addr: str, port: int) -> int:
         """Serve /metrics on addr:port (port 0: a free port); returns the port bound."""
-        server, _thread = start_http_server(port, addr, registry=self._counter)
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+        server = make_server(
+            addr, port, self._counter.wsgi_app(), Server, handler_class=_QuietHandler
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
         return int(server.server_address[1])
 
@@ -148,5 +187,4 @@ class TrialMetrics:
                 return False
             # Short waits so that a signal (abandon) is noticed promptly.
             self._counter.scraped.wait(min(left, 0.2))
-        time.sleep(RESPONSE_GRACE_SECONDS)
         return True

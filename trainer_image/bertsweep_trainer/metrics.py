@@ -136,8 +136,12 @@ class TrialMetrics:
     def start(self, addr: str, port: int) -> int:
         """Serve /metrics on addr:port (port 0: a free port); returns the port bound."""
 
+        # The family of what addr resolves to, as prometheus_client's own server picks it, so
+        # an IPv6 address or a host name that resolves only to one still binds.
+        family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+
         class Server(ThreadingWSGIServer):
-            address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            address_family = family[0][0]
 
         server = make_server(
             addr, port, self._counter.wsgi_app(), Server, handler_class=_QuietHandler

@@ -169,18 +169,20 @@ def test_asha_keeps_the_top_third_at_a_rung() -> None:
     verdicts = trials_to_stop(spec, [*finished, trial(4, [0.45]), trial(5, [0.95])])
     assert set(verdicts) == {"s-0004"}
     assert "ranks 4 of the 6 trials" in verdicts["s-0004"]
-    assert "top 2 (1/3)" in verdicts["s-0004"] and "at 0.9" in verdicts["s-0004"]
+    assert "top 2 (1/3)" in verdicts["s-0004"] and "on course for 0.9" in verdicts["s-0004"]
 
 
-def test_asha_lets_only_a_new_best_through_a_rung_that_has_no_slot_yet() -> None:
-    # Fewer than reductionFactor trials at rung 1: no promotion slot (2 // 3 = 0), so only a
-    # trial that is the best there so far continues, as ASHA would promote it first.
+def test_asha_stops_the_first_arrivals_at_a_rung_until_it_has_a_slot() -> None:
+    # Fewer than reductionFactor trials at rung 1: no promotion slot (2 // 3 = 0), and the best
+    # of two says little, so even the best stops; the third to arrive can go on as the best.
     spec = asha()
-    assert trials_to_stop(spec, [trial(0, [0.5], PRUNED), trial(1, [0.9])]) == {}
-    verdicts = trials_to_stop(spec, [trial(0, [0.9], PRUNED), trial(1, [0.1])])
+    verdicts = trials_to_stop(spec, [trial(0, [0.5], PRUNED), trial(1, [0.9])])
     assert set(verdicts) == {"s-0001"}
-    assert "ranks 2 of the 2 trials" in verdicts["s-0001"]
+    assert "ranks 1 of the 2 trials" in verdicts["s-0001"]
     assert "only the top 0 (1/3) continue" in verdicts["s-0001"]
+    two = [trial(0, [0.5], PRUNED), trial(1, [0.4], PRUNED)]
+    assert trials_to_stop(spec, [*two, trial(2, [0.9])]) == {}
+    assert set(trials_to_stop(spec, [*two, trial(2, [0.45])])) == {"s-0002"}
 
 
 def test_asha_promotes_at_most_a_third_of_a_rung_whatever_the_order_of_arrival() -> None:
@@ -200,26 +202,53 @@ def test_asha_promotes_at_most_a_third_of_a_rung_whatever_the_order_of_arrival()
     assert trials_to_stop(spec, [*free, trial(6, [0.9])]) == {}
 
 
-def test_asha_judges_a_trial_at_a_rung_once_and_promotion_stands() -> None:
-    """A trial promoted past rung 1 by the few that were there is not stopped later because
-    better trials reached rung 1 after it (ASHA's decision at arrival stands): it is judged
-    next at rung 3, against what reached rung 3."""
+def test_asha_stops_a_promoted_trial_once_later_arrivals_overtake_it_at_the_rung() -> None:
+    """A trial promoted past rung 1 by the few that were there goes on only while it still
+    ranks in the rung's top third as the rung fills: synchronous halving, seeing the whole
+    rung, would not have promoted it."""
     spec = asha()
     early = [trial(0, [0.5], PRUNED), trial(1, [0.3], PRUNED), trial(2, [0.2], PRUNED)]
-    late_bloomer = trial(3, [0.55, 0.5])  # the best of four at rung 1: promoted
-    assert trials_to_stop(spec, [*early, trial(3, [0.55])]) == {}
-    latecomers = [trial(10 + i, [0.9 + i / 100], PRUNED) for i in range(6)]
-    assert trials_to_stop(spec, [*early, *latecomers, late_bloomer]) == {}
+    assert trials_to_stop(spec, [*early, trial(3, [0.55])]) == {}  # the best of four: promoted
+    promoted = trial(3, [0.55, 0.5])
+    # Two better and three worse arrive: it ranks 3 of 9, within the top 9 // 3 = 3.
+    more = [trial(10 + i, [v], PRUNED) for i, v in enumerate([0.9, 0.91, 0.4, 0.4, 0.4])]
+    assert trials_to_stop(spec, [*early, *more, promoted]) == {}
+    # Six better arrive: it ranks 7 of 10, outside the top 3, and stops.
+    overtaking = [trial(10 + i, [0.9 + i / 100], PRUNED) for i in range(6)]
+    verdicts = trials_to_stop(spec, [*early, *overtaking, promoted])
+    assert set(verdicts) == {"s-0003"}
+    message = verdicts["s-0003"]
+    assert "(rung 1), ranks 7 of the 10 trials that reached the rung now" in message
+    assert "only the top 3 (1/3) continue, the last of them on course for 0.93" in message
 
 
 def test_asha_judges_at_the_highest_rung_reached_against_that_rung() -> None:
     spec = asha()
-    rung3 = [trial(i, [0.5, 0.6, v], PRUNED) for i, v in enumerate([0.9, 0.8, 0.7])]
+    rung3 = [trial(i, [0.5, v, v], PRUNED) for i, v in enumerate([0.9, 0.8, 0.7])]
     verdicts = trials_to_stop(spec, [*rung3, trial(5, [0.99, 0.99, 0.6])])
     assert set(verdicts) == {"s-0005"}
     assert "epoch 3 (rung 3)" in verdicts["s-0005"]
-    # At epochs 4..8 it is between rungs, and at 9 (the maximum) there is nothing to decide.
-    assert trials_to_stop(spec, [*rung3, trial(5, [0.99, 0.99, 0.8, 0.1])]) == {}
+    # Promoted at rung 3 as its best, it is judged by its value there, not by how it does
+    # between rungs; at 9 (the maximum) there is no rung left.
+    assert trials_to_stop(spec, [*rung3, trial(5, [0.99, 0.99, 0.95, 0.1])]) == {}
+
+
+def test_asha_ranks_a_rung_by_where_the_trials_are_heading() -> None:
+    """A late bloomer still rising at a rung goes on past trials that stand higher but have
+    levelled off: each is ranked by its value carried a third further along the line from
+    two thirds of the way (epoch 2 for rung 3)."""
+    spec = asha()
+    level = [trial(i, [0.6, v, v], PRUNED) for i, v in enumerate([0.8, 0.79, 0.78])]
+    assert trials_to_stop(spec, [*level, trial(5, [0.4, 0.6, 0.75])]) == {}  # heading for 0.9
+    verdicts = trials_to_stop(spec, [*level, trial(5, [0.5, 0.6, 0.68])])
+    assert set(verdicts) == {"s-0005"}
+    assert (
+        "eval_accuracy 0.68 at epoch 3 (rung 3), on course for 0.76 (0.6 at epoch 2), ranks 4 "
+        "of the 4 trials that reached the rung; only the top 1 (1/3) continue, the last of "
+        "them on course for 0.8" in verdicts["s-0005"]
+    )
+    # A value that is falling projects lower still.
+    assert set(trials_to_stop(spec, [*level, trial(5, [0.5, 0.9, 0.85])])) == {"s-0005"}
 
 
 def test_asha_minimizes_a_loss() -> None:

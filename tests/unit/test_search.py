@@ -415,8 +415,14 @@ def test_bayesian_compares_stopped_and_running_trials_where_enough_of_them_got()
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE"] * (need + 1) + ["PRUNED", "RUNNING", "FAIL"]
     values = [t.value for t in study.trials[: need + 1]]
-    # Epoch 2 is as far as `need` trials got: the finished trial counts by its 0.4 there.
-    assert values == [0.4, *[0.7 + i / 100 for i in range(1, need)], 0.9]
+
+    # Epoch 2 is as far as `need` trials got: the finished trial counts by its 0.4 there, carried
+    # on along its rise since epoch 1 (by a third of the 2 epochs, as ASHA ranks a rung).
+    def heading(before: float, at: float) -> float:
+        return at + (at - before) * 2 / 3
+
+    expected = [heading(0.3, 0.4), *[heading(0.5, 0.7 + i / 100) for i in range(1, need)]]
+    assert values == pytest.approx([*expected, heading(0.6, 0.9)])
     # Without early stopping there is no comparison point: a success counts by its final value.
     plain = BayesianStrategy(make_spec("bayesian")).study(history[:1])
     assert plain.trials[0].value == 0.6

@@ -18,9 +18,11 @@ first trials to arrive at a rung (each goes on while it is the best there, for l
 competition) rather than the good ones.
 So, as BOHB does, trials are compared at one point of training, the fidelity: the furthest point
 that more trials have reached than there are parameters. Every trial that reached it (finished,
-stopped later or still running) is COMPLETE with its value there; the others keep the states
-above, so a trial stopped early ranks below all of them. The model thus learns from the pruned
-trials' partial results, and from the running ones' as soon as they have some.
+stopped later or still running) is COMPLETE with its value there, projected along its recent rise
+as ASHA ranks a rung (`stopping.Curve.projected`; it made the proposals better in the search
+benchmark too); the others keep the states above, so a trial stopped early ranks below all of
+them. The model thus learns from the pruned trials' partial results, and from the running ones'
+as soon as they have some.
 
 Each proposal gets its own sampler seeded with (algorithm.seed, index of the trial it is for),
 so trial i's proposal is the same whether the planner asked for four trials at once or one by
@@ -190,7 +192,7 @@ class BayesianStrategy:
         intermediate: dict[int, float] = {}
         if fidelity is not None and trial.phase is not TrialPhase.failed:
             curve = curve or objective_curve(trial, self._spec)
-            compared = curve.value_at(fidelity)
+            compared = curve.projected_at(fidelity)
         else:
             compared = None
         if compared is not None:

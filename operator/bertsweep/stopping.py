@@ -123,7 +123,7 @@ class Curve:
         report the line starts from."""
         r = self.resources[i]
         j = min(self.first_at(2 * r / 3), i - 1) if i else 0
-        if self.resources[j] >= r:
+        if self.resources[j] >= r - _SLACK:
             return self.values[i], i
         gain = (self.values[i] - self.values[j]) * (r / 3) / (r - self.resources[j])
         return self.values[i] + gain, j

@@ -66,7 +66,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bertsweep.api import (
@@ -228,6 +228,8 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, Curve]) -
     objective = spec.objective
     eta = spec.early_stopping.reduction_factor
     verdicts: dict[str, str] = {}
+    # Every trial at a rung is ranked against the same record of it: gathered once per pass.
+    at_rung: dict[float, tuple[list[float], int]] = {}
     for trial in running:
         curve = curves[trial.name]
         rungs = asha_rungs(spec, curve.resources[-1])
@@ -237,13 +239,9 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, Curve]) -
         at = curve.first_at(rung)
         sitting = at == len(curve.resources) - 1  # else it went past: it holds a slot
         score, since = curve.projected(at)
-        recorded: list[float] = []
-        promoted = 0
-        for other in curves.values():
-            i = other.first_at(rung)
-            if i < len(other.resources):
-                recorded.append(other.projected(i)[0])
-                promoted += i < len(other.resources) - 1
+        if rung not in at_rung:
+            at_rung[rung] = _recorded_at(curves.values(), rung)
+        recorded, promoted = at_rung[rung]
         ahead = sum(objective.better(v, score) for v in recorded)
         slots = len(recorded) // eta
         if ahead < slots and (not sitting or ahead == 0 or promoted < slots):
@@ -272,3 +270,15 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: dict[str, Curve]) -
                 f"taken by those that went on before it, and it is not the best there"
             )
     return verdicts
+
+
+def _recorded_at(curves: Iterable[Curve], rung: float) -> tuple[list[float], int]:
+    """The projected values of the trials that reached a rung, and how many went past it."""
+    recorded: list[float] = []
+    promoted = 0
+    for curve in curves:
+        i = curve.first_at(rung)
+        if i < len(curve.resources):
+            recorded.append(curve.projected(i)[0])
+            promoted += i < len(curve.resources) - 1
+    return recorded, promoted

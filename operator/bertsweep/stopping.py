@@ -41,8 +41,9 @@ third, not between the last two reports, keeps the projection the same however o
 trainer evaluates, and one noisy evaluation moves it by about twice its noise. On the
 development instances of the search benchmark (LCBench curves), among the trials in the top
 third at epoch 6 it raised the rank correlation with the final accuracy on nine instances of
-ten (0.41 -> 0.63 and 0.49 -> 0.85 on the two that ranked worst), at epoch 18 on all ten, and
-it saved about 7% of the epochs to target.
+ten (on the three that ranked worst, 0.41 -> 0.63, 0.49 -> 0.85 and 0.49 -> 0.53), and at epoch
+18 on nine, the tenth unchanged (`benchmarks/rank_correlation.py`); it saved about 7% of the
+epochs to target.
 
 The slots are what keeps ASHA's budget when proposals are not exchangeable. A model-based
 search proposes better configurations as it learns, and "within the top third of everyone so

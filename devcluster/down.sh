@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stops the local development cluster started by devcluster/up.sh and removes its state
-# (REPO/.devcluster). Order: pod runner (it kills its pods' processes), Prometheus, scheduler,
-# controller-manager, API server, then etcd (the API server must go first, or it takes ~25 s to
-# exit). Idempotent: with nothing running it only makes sure the state is gone.
+# (REPO/.devcluster). Order: pod runner (`python -m podrunner`: it kills its pods' processes and
+# removes the mount points it created), Prometheus, scheduler, controller-manager, API server,
+# then etcd (the API server must go first, or it takes ~25 s to exit). Idempotent: with nothing
+# running it only makes sure the state is gone.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

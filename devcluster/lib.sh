@@ -4,12 +4,10 @@
 # The daemons, in start order; down.sh stops them in reverse (API server before etcd).
 DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler prometheus podrunner)
 
-# A string that the daemon's /proc/PID/cmdline contains (guards against a reused pid).
+# A string that the daemon's /proc/PID/cmdline contains (guards against a reused pid). The pod
+# runner's is `python -m podrunner` (it was `python .../podrunner.py`: both match).
 daemon_pattern() {
-  case "$1" in
-    podrunner) echo "podrunner.py" ;;
-    *) echo "$1" ;;
-  esac
+  echo "$1"
 }
 
 # The pid of daemon $1 if it runs, else nothing (and status 1).

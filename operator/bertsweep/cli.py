@@ -5,25 +5,56 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from rich.console import Console
 
-from bertsweep.api import ManifestError, SweepPhase, Trial, parse_manifest
+from bertsweep import manifest as manifests
+from bertsweep.api import BertSweepManifest, ManifestError, SweepPhase, Trial
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _load_yaml(path: Path) -> Any:
+T = TypeVar("T")
+
+
+def _reading(path: Path, step: Callable[[], T]) -> T:
+    """`step` (reading or validating the manifest at `path`), with any failure a ManifestError.
+
+    The reader and the API's validators raise ManifestError for every manifest they refuse;
+    anything else they raise is a bug in them, which must still end as a one-line error and
+    exit 2, never a traceback."""
     try:
-        return yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ManifestError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ManifestError(f"{path} is not valid YAML: {error}") from None
+        return step()
+    except ManifestError:
+        raise
+    except Exception as error:
+        detail = " ".join(str(error).split())[:300]
+        raise ManifestError(
+            f"{path}: unexpected {type(error).__name__} while reading the manifest"
+            f"{': ' + detail if detail else ''} (a bug in bertsweep: please report it)"
+        ) from None
+
+
+def _load_sweep(
+    path: Path, name: str | None, prefer: str | None = None
+) -> tuple[BertSweepManifest, str | None]:
+    """The BertSweep of `path` a command works on (see manifest.select), and a line saying
+    which one it is when the file holds several objects."""
+
+    def load() -> tuple[BertSweepManifest, str | None]:
+        contents = manifests.read(path)
+        document = manifests.select(contents, name, prefer)
+        sweep = manifests.check(contents, document)
+        if len(contents.documents) == 1:
+            return sweep, None
+        return sweep, f"{path}: {document.title()} from {document.where()}"
+
+    return _reading(path, load)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,7 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bertsweep.local import LocalRunner, localize
 
     path = Path(args.manifest)
-    manifest = parse_manifest(_load_yaml(path))
+    manifest, which = _load_sweep(path, args.sweep)
+    if which:
+        print(which, file=sys.stderr)
     spec = localize(manifest.spec, path.resolve().parent)
     name = manifest.metadata.name
     output = Path(args.output) if args.output else Path("runs") / name
@@ -67,9 +100,22 @@ def _console() -> Console:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    manifest = parse_manifest(_load_yaml(Path(args.manifest)))
-    print(f"{manifest.metadata.name}: valid")
-    return 0
+    path = Path(args.manifest)
+    outcomes = _reading(path, lambda: manifests.validate(manifests.read(path)))
+    several = len(outcomes) > 1
+    failed = False
+    for outcome in outcomes:
+        where = f" ({outcome.document.where()})" if several else ""
+        if outcome.manifest is not None:
+            print(f"{outcome.manifest.metadata.name}: valid{where}")
+        elif outcome.error is not None:
+            print(f"error: {outcome.error}", file=sys.stderr)
+            failed = True
+        else:
+            print(
+                f"{outcome.document.where()}: {outcome.document.title()} skipped (not a BertSweep)"
+            )
+    return EXIT_USAGE if failed else 0
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -103,7 +149,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bertsweep.display import trial_table
 
     result = _read_result(Path(args.result))
-    manifest = parse_manifest(_load_yaml(Path(args.manifest)))
+    prefer = result.get("sweep")
+    manifest, _ = _load_sweep(
+        Path(args.manifest), args.sweep, prefer if isinstance(prefer, str) else None
+    )
     trials = [Trial.model_validate({**t, "index": i}) for i, t in enumerate(result["trials"])]
     title = f"{result.get('sweep')}: {result.get('phase')}"
     _console().print(trial_table(manifest.spec, trials, title=title))
@@ -126,9 +175,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("manifest", help="a BertSweep YAML manifest")
     run.add_argument("--workers", type=int, help="trials at once (default: spec.parallelism)")
     run.add_argument("--output", help="folder for result.json and trial logs (default: runs/NAME)")
+    run.add_argument(
+        "--sweep", metavar="NAME", help="the BertSweep to run when the file holds several"
+    )
     run.set_defaults(func=cmd_run)
 
-    validate = sub.add_parser("validate", help="check a manifest without running it")
+    validate = sub.add_parser(
+        "validate", help="check every BertSweep of a manifest without running it"
+    )
     validate.add_argument("manifest")
     validate.set_defaults(func=cmd_validate)
 
@@ -142,6 +196,11 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print every trial of a local run")
     report.add_argument("manifest")
     report.add_argument("result", help="result.json, or the run's output folder")
+    report.add_argument(
+        "--sweep",
+        metavar="NAME",
+        help="the BertSweep of the manifest (default: the only one, or the run's)",
+    )
     report.set_defaults(func=cmd_report)
 
     operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")

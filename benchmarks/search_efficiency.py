@@ -609,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     results += run_all(others, args.jobs, log)
 
-    summary = {
+    summary: dict[str, Any] = {
         "methods": summarize(results, baseline, targets),
         "default": DEFAULT_METHOD,
         "settings": {

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-# The pod runner is a program of the dev cluster, not an installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "devcluster"))
 
 from podrunner import discovery, env, logs, node, state, status, volumes
 from podrunner.common import VENV_BIN, PodStartError, Settings

@@ -204,6 +204,8 @@ export PROMETHEUS_URL=$PROM_URL
 export KUBE_API_URL=$API_URL
 export BERTSWEEP_DEVCLUSTER=$(printf '%q' "$STATE")
 export BERTSWEEP_DEVCLUSTER_NODE=$NODE
+# The dev cluster's data lives on this machine: an operator run here may mount it (hostPath).
+export BERTSWEEP_ALLOW_HOST_PATH=true
 export PATH=$(printf '%q' "$CACHE_BIN"):"\$PATH"
 EOF
 }

@@ -10,16 +10,21 @@ operator reject the same manifests with the same readable messages.
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -33,10 +38,16 @@ TRIAL_KIND = "BertTrial"
 
 # A hyperparameter value as it appears in a manifest and in the trainer's arguments.
 Scalar = bool | int | float | str
-# Kubernetes object names are DNS labels; trial names are `<sweep>-<index>`, so the sweep name
-# leaves room for the suffix.
-SWEEP_NAME_MAX = 52
+# A sweep's name is a DNS subdomain, as for any custom resource; the names derived from it
+# are shortened where Kubernetes needs it (`names.py`).
+SWEEP_NAME_MAX = 253
+SWEEP_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 PARAMETER_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Kubernetes' resource.Quantity: 1, "500m", "1.5", "2Gi", "1e3".
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 
 # Metrics the trainer reports after every evaluation and at the end. An objective must be one
 # of these, so a typo fails when the manifest is read, not after a GPU-hour.
@@ -49,10 +60,27 @@ REPORTED_METRICS: tuple[str, ...] = (
     "train_loss",
 )
 MINIMIZED_METRICS = frozenset({"eval_loss", "train_loss"})
+# Scores that lie in [0, 1]; losses are never negative.
+BOUNDED_METRICS = frozenset({"eval_accuracy", "eval_f1", "eval_precision", "eval_recall"})
+
+# Names the trainer sets itself: a parameter setting one would break the trial's contract.
+TRAINER_OWNED = {
+    "output_dir": "the trainer writes to a folder of its own",
+    "overwrite_output_dir": "the trainer writes to a folder of its own",
+    "num_labels": "the classes come from the dataset",
+    "id2label": "the classes come from the dataset",
+    "label2id": "the classes come from the dataset",
+    "problem_type": "the trainer fine-tunes single-label classifiers",
+}
+# Names that may be fixed but not searched: what they choose is not a hyperparameter.
+NOT_SEARCHABLE = {
+    "report_to": "where metrics are logged is a choice, not a hyperparameter: put it in `fixed`",
+}
 
 
 class Model(BaseModel):
-    """Base of every API model: camelCase on the wire, snake_case in Python, no unknown keys."""
+    """Base of every API model a user writes: camelCase on the wire, snake_case in Python,
+    no unknown keys (a typo is refused with the field named)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -65,6 +93,27 @@ class Model(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The JSON form a user or the API server sees (camelCase, no unset optionals)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Record(Model):
+    """Base of what BertSweep writes and reads back (statuses, trial records): read
+    leniently, so that keys a newer operator wrote, or a newer CRD kept, are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def value_key(value: Scalar) -> Hashable:
+    """A key under which equal hyperparameter values compare equal whatever their JSON form.
+
+    1 and 1.0 are the same point (a record may come back from JSON either way), floats are
+    compared to 12 significant digits (what a grid's log spacing can differ by after a round
+    trip), and bools are kept apart from the numbers 0 and 1 they would hash equal to.
+    """
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("num", float(f"{float(value):.12g}"))
+    return ("str", value)
 
 
 class ParameterType(StrEnum):
@@ -107,8 +156,14 @@ class Parameter(Model):
                 raise ValueError("a categorical parameter needs a non-empty `values` list")
             if self.min is not None or self.max is not None:
                 raise ValueError("a categorical parameter takes `values`, not min/max")
-            if len({repr(v) for v in self.values}) != len(self.values):
-                raise ValueError(f"`values` repeats an entry: {self.values}")
+            seen: set[Hashable] = set()
+            for value in self.values:
+                if value_key(value) in seen:
+                    raise ValueError(
+                        f"`values` holds {value!r} twice (the search takes 16 and 16.0 for "
+                        "one value)"
+                    )
+                seen.add(value_key(value))
             if self.scale is Scale.log:
                 raise ValueError("`scale: log` applies to float and int ranges only")
             return self
@@ -161,6 +216,24 @@ class Dataset(Model):
     max_eval_samples: Annotated[int, Field(ge=1)] | None = None
     """Evaluate on at most this many examples (a fixed subset)."""
 
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is None:
+            return None
+        if len(labels) < 2:
+            raise ValueError(
+                f"a classifier needs at least two classes, got {labels}; "
+                "leave `labels` out to take every label in the train data"
+            )
+        stripped = [label.strip() for label in labels]
+        if any(not label for label in stripped):
+            raise ValueError("an empty label matches no row")
+        repeated = sorted({label for label in stripped if stripped.count(label) > 1})
+        if repeated:
+            raise ValueError(f"`labels` repeats {', '.join(map(repr, repeated))}")
+        return labels
+
 
 class Goal(StrEnum):
     maximize = "maximize"
@@ -188,6 +261,16 @@ class Objective(Model):
             raise ValueError(f"{self.metric} is a loss: set `goal: minimize`")
         if self.metric not in MINIMIZED_METRICS and self.goal is Goal.minimize:
             raise ValueError(f"{self.metric} is a score: set `goal: maximize`")
+        if self.target is not None:
+            if not math.isfinite(self.target):
+                raise ValueError("`target` must be a finite number")
+            if self.metric in BOUNDED_METRICS and not 0 <= self.target <= 1:
+                raise ValueError(
+                    f"`target` {self.target:g} lies outside [0, 1], where {self.metric} lies "
+                    "(a fraction: 0.9, not 90)"
+                )
+            if self.metric in MINIMIZED_METRICS and self.target < 0:
+                raise ValueError(f"`target` {self.target:g}: a loss is never negative")
         return self
 
     def better(self, a: float, b: float) -> bool:
@@ -213,7 +296,7 @@ class Algorithm(Model):
     """bayesian: random proposals before the model takes over (default: a few per parameter)."""
 
 
-class StoppingRule(StrEnum):
+class StoppingRuleName(StrEnum):
     none = "none"
     median = "median"
     asha = "asha"
@@ -228,7 +311,7 @@ class EarlyStopping(Model):
     """Stops hopeless trials while they run; a stopped trial is recorded Pruned with what it
     had reached, and counts as done, not failed."""
 
-    name: StoppingRule = StoppingRule.none
+    name: StoppingRuleName = StoppingRuleName.none
     """none; median (stop a trial whose best value so far is worse than the median of the
     completed trials' running averages at the same point); asha (asynchronous successive
     halving)."""
@@ -254,23 +337,95 @@ class EarlyStopping(Model):
         return self
 
 
+_QUANTITY = re.compile(QUANTITY)
+
+
+def _quantity(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _QUANTITY.match(value):
+        return value
+    raise ValueError(
+        f"{value!r} is not a Kubernetes quantity: an integer, or a string such as "
+        '"500m", "1.5" or "4Gi"'
+    )
+
+
+Quantity = Annotated[
+    int | str,
+    BeforeValidator(_quantity),
+    WithJsonSchema({"x-kubernetes-int-or-string": True, "pattern": QUANTITY}),
+]
+"""A Kubernetes resource quantity: an integer, or a string such as "500m", "1.5" or "4Gi"."""
+
+
+class ResourceRequirements(Model):
+    """Requests and limits of the trainer container, as in a Pod spec."""
+
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class EnvVar(Model):
+    """An environment variable of the trainer container, as in a Pod spec."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
+    value: str | None = None
+    value_from: dict[str, Any] | None = None
+    """configMapKeyRef, secretKeyRef, fieldRef or resourceFieldRef."""
+
+
+class Volume(Model):
+    """A pod volume: its name and one source (persistentVolumeClaim, configMap, secret,
+    emptyDir, ...), as in a Pod spec."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+
+
+class VolumeMount(Model):
+    """Where the trainer container sees a volume, as in a Pod spec."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(min_length=1)]
+    mount_path: Annotated[str, Field(min_length=1)]
+
+
+# Pod settings a trial may not have: trial pods run with the restricted security context the
+# operator sets, so that whoever may create a sweep gets no more than a restricted pod.
+FORBIDDEN_POD_SETTINGS = {
+    "securityContext": "trial pods run with the restricted security context the operator sets",
+    "podSecurityContext": "trial pods run with the restricted security context the operator sets",
+    "privileged": "trial pods are never privileged",
+    "hostNetwork": "trial pods may not share the node's network namespace",
+    "hostPID": "trial pods may not share the node's process namespace",
+    "hostIPC": "trial pods may not share the node's IPC namespace",
+    "hostUsers": "trial pods may not share the node's user namespace",
+    "shareProcessNamespace": "trial pods run one container of their own",
+}
+
+
 class TrialTemplate(Model):
     """The pod each trial runs in. Kubernetes objects here (resources, env, volumes,
-    tolerations, ...) take the same shape as in a Pod spec."""
+    tolerations, ...) take the same shape as in a Pod spec. Trial pods always run non-root
+    with a restricted security context: privileged and host-namespace settings are refused,
+    and hostPath volumes too unless the operator is configured to allow them."""
 
-    image: str = "bertsweep-trainer:0.1.0"
+    image: Annotated[str, Field(min_length=1)] = "bertsweep-trainer:0.1.0"
     """The trainer image (trainer_image/Dockerfile). Ignored by `bertsweep run`."""
-    command: list[str] = Field(default_factory=lambda: ["bertsweep-trainer"])
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["bertsweep-trainer"]
+    )
     """The trainer's entry point; the trial's settings come as BERTSWEEP_* environment."""
     args: list[str] = Field(default_factory=list)
-    resources: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     """Requests and limits, e.g. {limits: {nvidia.com/gpu: 1}}."""
-    env: list[dict[str, Any]] = Field(default_factory=list)
+    env: list[EnvVar] = Field(default_factory=list)
     """Extra environment variables (EnvVar objects)."""
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    volumes: list[dict[str, Any]] = Field(default_factory=list)
-    volume_mounts: list[dict[str, Any]] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    volume_mounts: list[VolumeMount] = Field(default_factory=list)
     service_account_name: str | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     image_pull_secrets: list[dict[str, Any]] = Field(default_factory=list)
@@ -279,6 +434,40 @@ class TrialTemplate(Model):
     """Extra labels on every trial pod."""
     annotations: dict[str, str] = Field(default_factory=dict)
     """Extra annotations on every trial pod."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_escalation(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, why in FORBIDDEN_POD_SETTINGS.items():
+                if key in data:
+                    raise ValueError(f"`{key}` is not allowed: {why}")
+        return data
+
+    @model_validator(mode="after")
+    def _check_mounts(self) -> TrialTemplate:
+        names = [v.name for v in self.volumes]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"volume names must be unique; repeated: {', '.join(repeated)}")
+        for i, mount in enumerate(self.volume_mounts):
+            extra = mount.model_extra or {}
+            if extra.get("mountPropagation") == "Bidirectional":
+                raise ValueError(
+                    f"volumeMounts[{i}]: `mountPropagation: Bidirectional` needs a privileged "
+                    "container, which trial pods never are"
+                )
+            if mount.name not in names:
+                raise ValueError(f"volumeMounts[{i}] mounts {mount.name!r}, which no volume is")
+        return self
+
+    def host_path_volumes(self) -> list[str]:
+        """Where the template reaches into the node's filesystem (hostPath volumes)."""
+        return [
+            f"volumes[{i}] ({v.name})"
+            for i, v in enumerate(self.volumes)
+            if "hostPath" in (v.model_extra or {})
+        ]
 
 
 class MetricsSource(Model):
@@ -308,7 +497,13 @@ class SweepSpec(Model):
     parallelism: Annotated[int, Field(ge=1, le=1000)] = 1
     """How many trials run at once."""
     max_failed_trials: Annotated[int, Field(ge=0)] = 3
-    """The sweep fails once more trials than this have failed."""
+    """The sweep fails once more trials than this have failed. A failure every trial would
+    share (an unknown parameter, unreadable data, a model that does not load, a pod the API
+    server refuses) fails the sweep at once, whatever this says."""
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 3
+    """How many times a trial the cluster lost (its pod deleted or evicted, its node gone, a
+    preemption) starts again with the same parameters. Failures of the trial's own are never
+    retried."""
     trial_template: TrialTemplate = Field(default_factory=TrialTemplate)
     metrics: MetricsSource = Field(default_factory=MetricsSource)
 
@@ -321,6 +516,25 @@ class SweepSpec(Model):
             raise ValueError(f"parameter names must be unique; repeated: {', '.join(repeated)}")
         return parameters
 
+    @field_validator("model")
+    @classmethod
+    def _not_blank(cls, model: str) -> str:
+        if not model.strip():
+            raise ValueError("a model reference cannot be blank")
+        return model
+
+    @field_validator("fixed")
+    @classmethod
+    def _check_fixed(cls, fixed: dict[str, Scalar]) -> dict[str, Scalar]:
+        for name, value in fixed.items():
+            if name in TRAINER_OWNED:
+                raise ValueError(f"{name!r} cannot be set: {TRAINER_OWNED[name]}")
+            if name == "seed" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"`seed` must be an integer, got {value!r}")
+            if name == "model":
+                raise ValueError("the model is `spec.model` (or a searched `model` parameter)")
+        return fixed
+
     @model_validator(mode="after")
     def _check_space(self) -> SweepSpec:
         clash = sorted(set(self.fixed) & {p.name for p in self.parameters})
@@ -328,8 +542,23 @@ class SweepSpec(Model):
             raise ValueError(f"{', '.join(clash)} is both searched and in `fixed`")
         for i, p in enumerate(self.parameters):
             where = f"parameters[{i}] ({p.name})"
-            if p.name == "model" and p.type is not ParameterType.categorical:
-                raise ValueError(f"{where}: `model` must be categorical (a list of checkpoints)")
+            if p.name in TRAINER_OWNED:
+                raise ValueError(f"{where}: cannot be searched: {TRAINER_OWNED[p.name]}")
+            if p.name in NOT_SEARCHABLE:
+                raise ValueError(f"{where}: {NOT_SEARCHABLE[p.name]}")
+            if p.name == "seed" and not _whole_numbers(p):
+                raise ValueError(f"{where}: a seed is an integer: use type int or integer values")
+            if p.name == "model":
+                if p.type is not ParameterType.categorical:
+                    raise ValueError(
+                        f"{where}: `model` must be categorical (a list of checkpoints)"
+                    )
+                for value in p.values or []:
+                    if not isinstance(value, str) or not value.strip():
+                        raise ValueError(
+                            f"{where}: {value!r} is not a model reference (a hub id, a folder "
+                            "or pkg:DISTRIBUTION/PATH)"
+                        )
             if (
                 self.algorithm.name is AlgorithmName.grid
                 and p.type is ParameterType.float
@@ -339,7 +568,27 @@ class SweepSpec(Model):
                     f"{where}: a grid over a float range needs `gridPoints` "
                     "(or make it categorical with explicit values)"
                 )
+        self._check_rungs()
         return self
+
+    def _check_rungs(self) -> None:
+        rule = self.early_stopping
+        if rule.name is StoppingRuleName.none:
+            return
+        longest = rule.max_resource
+        if longest is None and rule.resource is Resource.epoch:
+            longest = self.max_epochs()
+        if longest is not None and rule.min_resource >= longest:
+            what = "first rung" if rule.name is StoppingRuleName.asha else "`minResource`"
+            raise ValueError(
+                f"earlyStopping.minResource: the {what} ({rule.min_resource:g} "
+                f"{rule.resource.value}s) is not before the longest training "
+                f"({longest:g} {rule.resource.value}s): no trial could ever be stopped"
+            )
+
+    def searched(self) -> frozenset[str]:
+        """The names of the searched parameters."""
+        return frozenset(p.name for p in self.parameters)
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -356,13 +605,19 @@ class SweepSpec(Model):
         return p.max
 
 
+def _whole_numbers(p: Parameter) -> bool:
+    if p.type is ParameterType.int:
+        return True
+    if p.type is ParameterType.float:
+        return False
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in p.values or [])
+
+
 class ObjectMeta(BaseModel):
     """The part of Kubernetes metadata a manifest needs."""
 
     model_config = ConfigDict(extra="allow")
-    name: Annotated[
-        str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=SWEEP_NAME_MAX)
-    ]
+    name: Annotated[str, Field(pattern=SWEEP_NAME, max_length=SWEEP_NAME_MAX)]
     namespace: str | None = None
 
 
@@ -391,7 +646,7 @@ class TrialPhase(StrEnum):
         return self in (TrialPhase.pending, TrialPhase.running)
 
 
-class Report(Model):
+class Report(Record):
     """One intermediate evaluation of a trial."""
 
     step: int
@@ -401,7 +656,7 @@ class Report(Model):
     metrics: dict[str, float]
 
 
-class Trial(Model):
+class Trial(Record):
     """The durable record of one trial: what it tried and what became of it. In a cluster it is
     a BertTrial object owned by its sweep; locally, an entry of result.json."""
 
@@ -410,6 +665,8 @@ class Trial(Model):
     """Position in the sweep (0, 1, ...); the name is derived from it."""
     parameters: dict[str, Scalar]
     """The searched values (fixed ones are in the sweep's spec)."""
+    generation: int | None = None
+    """The sweep's metadata.generation when the trial was created (None locally)."""
     phase: TrialPhase = TrialPhase.pending
     reports: list[Report] = Field(default_factory=list)
     """Intermediate evaluations, oldest first (bounded: see MAX_REPORTS)."""
@@ -419,6 +676,10 @@ class Trial(Model):
     """Why it ended: Completed, Pruned, SweepEnded, or the failure (exit code, OOMKilled, ...)."""
     message: str | None = None
     """A readable account of the reason (the trainer's error, the stopping rule's verdict)."""
+    faulty_parameters: list[str] = Field(default_factory=list)
+    """For a failure, the parameters whose values caused it (empty: none did)."""
+    retries: Annotated[int, Field(ge=0)] = 0
+    """How many times the trial started again after the cluster lost it."""
     start_time: datetime | None = None
     completion_time: datetime | None = None
 
@@ -437,7 +698,7 @@ MAX_REPORTS = 200  # intermediate evaluations kept per trial (~100 bytes each)
 LEADERBOARD_SIZE = 10  # top trials kept in the sweep's status
 
 
-class TrialSummary(Model):
+class TrialSummary(Record):
     """A trial as the sweep's status shows it."""
 
     name: str
@@ -456,7 +717,16 @@ class SweepPhase(StrEnum):
         return self in (SweepPhase.succeeded, SweepPhase.failed)
 
 
-class Condition(Model):
+class ConditionType(StrEnum):
+    """The conditions a sweep's status carries, besides the one named after its phase
+    (Running, Succeeded or Failed)."""
+
+    spec_valid = "SpecValid"
+    metrics_available = "MetricsAvailable"
+    quota_available = "QuotaAvailable"
+
+
+class Condition(Record):
     """A Kubernetes-style condition."""
 
     type: str
@@ -465,8 +735,16 @@ class Condition(Model):
     message: str = ""
     last_transition_time: datetime | None = None
 
+    def carried_from(self, previous: Sequence[Condition], now: datetime) -> Condition:
+        """This condition with its transition time kept from the previous one of its type
+        while status and reason stay the same, else `now`."""
+        old = next((c for c in previous if c.type == self.type), None)
+        if old is not None and old.status == self.status and old.reason == self.reason:
+            return self.model_copy(update={"last_transition_time": old.last_transition_time or now})
+        return self.model_copy(update={"last_transition_time": now})
 
-class TrialCounts(Model):
+
+class TrialCounts(Record):
     """How many trials are in each phase."""
 
     total: int = 0
@@ -475,9 +753,11 @@ class TrialCounts(Model):
     succeeded: int = 0
     failed: int = 0
     pruned: int = 0
+    retried: int = 0
+    """Restarts of trials the cluster lost (not failures: see maxRetries)."""
 
 
-class SweepStatus(Model):
+class SweepStatus(Record):
     """What the sweep has done: bounded in size whatever the number of trials (the trials
     themselves are BertTrial objects labelled `bertsweep=<sweep>`)."""
 
@@ -493,6 +773,9 @@ class SweepStatus(Model):
     observed_generation: int | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
+
+
+MAX_PROBLEMS_SHOWN = 20  # a manifest with thousands of bad entries gets a readable error
 
 
 def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
@@ -511,28 +794,51 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
                     continue
                 path += f".{part}" if path else str(part)
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "string_type" and isinstance(item.get("input"), bool):
+            # YAML reads yes/no/on/off/true/false unquoted as booleans, as kubectl does.
+            message += " (YAML read an unquoted yes/no/true/false as a boolean: quote it)"
         lines.append(f"{path}: {message}" if path else message)
-    return "\n".join(dict.fromkeys(lines))
+    lines = list(dict.fromkeys(lines))
+    if len(lines) > MAX_PROBLEMS_SHOWN:
+        hidden = len(lines) - MAX_PROBLEMS_SHOWN
+        lines = [*lines[:MAX_PROBLEMS_SHOWN], f"... and {hidden} more problems"]
+    return "\n".join(lines)
 
 
 class ManifestError(ValueError):
     """A manifest that does not describe a valid sweep; the message is for the user."""
 
 
+def _as_json(document: Any) -> str:
+    """The document as the API server receives it from kubectl: JSON, finite numbers only."""
+    try:
+        return json.dumps(document, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ManifestError(f"the manifest holds a value JSON cannot carry: {error}") from None
+    except RecursionError:
+        raise ManifestError("the manifest is nested too deeply") from None
+
+
 def parse_manifest(document: Any) -> BertSweepManifest:
-    """Parse a BertSweep document, raising ManifestError with a readable message."""
+    """Parse a BertSweep document, raising ManifestError with a readable message.
+
+    Types are checked as strictly as the API server checks them against the CRD schema, on
+    the JSON the document becomes: `maxTrials: true` or `parallelism: "2"` are refused, not
+    coerced (an int is still a valid float)."""
     if not isinstance(document, dict):
         raise ManifestError("a BertSweep manifest must be a YAML mapping")
     try:
-        return BertSweepManifest.model_validate(document)
+        return BertSweepManifest.model_validate_json(_as_json(document), strict=True)
     except ValidationError as error:
         raise ManifestError(describe_validation_error(error)) from None
 
 
 def parse_spec(spec: Any) -> SweepSpec:
     """Parse a sweep's spec (as the operator receives it), raising ManifestError."""
+    if not isinstance(spec, dict):
+        raise ManifestError("spec: must be a mapping")
     try:
-        return SweepSpec.model_validate(spec)
+        return SweepSpec.model_validate_json(_as_json(spec), strict=True)
     except ValidationError as error:
         raise ManifestError(describe_validation_error(error, "spec")) from None
 
@@ -540,16 +846,18 @@ def parse_spec(spec: Any) -> SweepSpec:
 # ---- The BertTrial kind: one small object per trial --------------------------------------
 
 
-class BertTrialSpec(Model):
+class BertTrialSpec(Record):
     """What a trial tries. Written once, when the trial is created."""
 
     sweep: str
-    """The owning BertSweep (also the `bertsweep` label)."""
+    """The owning BertSweep (its `bertsweep` label, shortened if need be)."""
     index: Annotated[int, Field(ge=0)]
     parameters: dict[str, Scalar]
+    generation: int | None = None
+    """The sweep's metadata.generation when the trial was created."""
 
 
-class BertTrialStatus(Model):
+class BertTrialStatus(Record):
     """What became of a trial; outlives its pod."""
 
     phase: TrialPhase = TrialPhase.pending
@@ -559,6 +867,10 @@ class BertTrialStatus(Model):
     reports: list[Report] = Field(default_factory=list)
     reason: str | None = None
     message: str | None = None
+    faulty_parameters: list[str] = Field(default_factory=list)
+    """For a failure, the parameters whose values caused it (empty: none did)."""
+    retries: int = 0
+    """How many times the trial started again after the cluster lost it."""
     pod_name: str | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
@@ -569,11 +881,14 @@ def trial_from_parts(name: str, spec: BertTrialSpec, status: BertTrialStatus) ->
         name=name,
         index=spec.index,
         parameters=spec.parameters,
+        generation=spec.generation,
         phase=status.phase,
         reports=status.reports,
         metrics=status.metrics,
         reason=status.reason,
         message=status.message,
+        faulty_parameters=status.faulty_parameters,
+        retries=status.retries,
         start_time=status.start_time,
         completion_time=status.completion_time,
     )
@@ -587,6 +902,8 @@ def trial_status(trial: Trial, objective: Objective, pod_name: str | None) -> Be
         reports=trial.reports[-MAX_REPORTS:],
         reason=trial.reason,
         message=trial.message,
+        faulty_parameters=trial.faulty_parameters,
+        retries=trial.retries,
         pod_name=pod_name,
         start_time=trial.start_time,
         completion_time=trial.completion_time,

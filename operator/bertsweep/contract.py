@@ -1,20 +1,102 @@
 """The contract between a trial (the trainer) and whoever watches it (local runner, operator).
 
-Both sides import this module, so the metric names, labels, environment variables and the
-result-file shape are written down exactly once. It is pure: reading the metrics from HTTP or
-from Prometheus is the job of `local.py` and `prometheus.py`, which turn what they read into
-`Sample`s and hand them to `observe_trial`.
+Both sides import this module, so the metric names, labels, environment variables, the
+result file (`TrialResult`) and the reasons a trial or a sweep ends for (`Reason`) are written
+down exactly once. It is pure: reading the metrics from HTTP or from Prometheus is the job of
+`local.py` and `prometheus.py`, which turn what they read into `Sample`s and hand them to
+`observe_trial`; writing the result file is the trainer's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 
 from bertsweep.api import MINIMIZED_METRICS, REPORTED_METRICS, Report, SweepSpec, Trial
 
-__all__ = ["MINIMIZED_METRICS", "REPORTED_METRICS", "Observation", "Report", "Sample"]
+__all__ = [
+    "MINIMIZED_METRICS",
+    "REPORTED_METRICS",
+    "Observation",
+    "Reason",
+    "Report",
+    "ResultStatus",
+    "Sample",
+    "TrialResult",
+]
+
+
+class Reason(StrEnum):
+    """Every reason BertSweep writes: in a trial's record, in the sweep's conditions and in
+    Events. They are API (users filter Events and conditions on them), CamelCase like
+    Kubernetes' own. Reasons that come from Kubernetes itself (Evicted, ImagePullBackOff,
+    DeadlineExceeded, ...) are passed through as they are and are not listed here."""
+
+    # How a trial ended.
+    completed = "Completed"
+    pruned = "Pruned"  # an early-stopping rule stopped it
+    sweep_ended = "SweepEnded"  # the sweep ended while it ran
+    # Failures the trainer reports in its result file.
+    invalid_config = "InvalidConfig"  # arguments or BERTSWEEP_* environment
+    invalid_data = "InvalidData"  # files, columns, labels, splits
+    invalid_parameter = "InvalidParameter"  # a hyperparameter name or value
+    model_unavailable = "ModelUnavailable"  # a model reference that does not load
+    signal = "Signal"  # stopped by SIGTERM/SIGINT
+    trainer_error = "TrainerError"  # anything unexpected: a bug, out of memory, ...
+    # Failures seen from outside the trainer.
+    error = "Error"  # a non-zero exit without a reason of its own
+    killed = "Killed"  # a local trial process killed by a signal
+    stopped = "Stopped"  # exited 0 without finishing: stopped from outside
+    oom_killed = "OOMKilled"
+    pod_deleted = "PodDeleted"  # the pod disappeared while the trial ran
+    pod_rejected = "PodRejected"  # the API server refused the trial's pod (422)
+    unschedulable = "Unschedulable"
+    # The sweep's conditions.
+    trials_running = "TrialsRunning"
+    max_trials_reached = "MaxTrialsReached"
+    target_reached = "TargetReached"
+    search_space_exhausted = "SearchSpaceExhausted"
+    max_failed_trials_exceeded = "MaxFailedTrialsExceeded"
+    invalid_spec = "InvalidSpec"
+    valid_spec = "Valid"
+    prometheus_reachable = "PrometheusReachable"
+    prometheus_unreachable = "PrometheusUnreachable"
+    prometheus_not_configured = "PrometheusNotConfigured"
+    quota_available = "QuotaAvailable"
+    quota_exceeded = "QuotaExceeded"
+    # Events.
+    trial_created = "TrialCreated"
+    trial_started = "TrialStarted"
+    trial_succeeded = "TrialSucceeded"
+    trial_failed = "TrialFailed"
+    trial_pruned = "TrialPruned"
+    trial_stopped = "TrialStopped"
+    trial_retried = "TrialRetried"
+    trial_unreadable = "TrialUnreadable"
+    new_best_trial = "NewBestTrial"
+    sweep_succeeded = "SweepSucceeded"
+    sweep_failed = "SweepFailed"
+
+
+# Failures that depend only on what a trial was given: the same inputs fail the same way
+# every time, so they are never retried, and when the values at fault are not searched (or
+# nothing but shared inputs is at fault) every trial of the sweep would share them.
+DETERMINISTIC = frozenset(
+    {
+        Reason.invalid_config,
+        Reason.invalid_data,
+        Reason.invalid_parameter,
+        Reason.model_unavailable,
+        Reason.pod_rejected,
+    }
+)
 
 # Prometheus series exposed by every trial; every one carries the labels `sweep` and `trial`.
 # One series per evaluation (labels `metric`, `step`, `epoch`) rather than one gauge that is
@@ -44,6 +126,85 @@ DEFAULT_RESULT_FILE = "/dev/termination-log"
 # The result file is a Kubernetes termination message in a cluster, and the kubelet keeps at
 # most 4096 bytes of it, so it holds the final metrics and the outcome, never the history.
 RESULT_FILE_LIMIT = 4096
+
+
+class ResultStatus(StrEnum):
+    completed = "completed"
+    stopped = "stopped"  # by a signal: its metrics are the last it reached
+    failed = "failed"
+
+
+class TrialResult(BaseModel):
+    """The trainer's result file: how the trial ended, in JSON. Written by the trainer, read
+    by the operator (from the termination message) and the local runner (from the file).
+
+    Read leniently, as anything read back is: unknown keys are ignored (a newer trainer may
+    say more) and metrics that are not finite numbers are dropped (JSON has no NaN)."""
+
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    status: ResultStatus
+    metrics: dict[str, float] = {}
+    step: int = 0
+    epoch: float = 0.0
+    reason: str | None = None
+    message: str | None = None
+    faulty_parameters: list[str] = []
+    """For a failure: the parameters whose values caused it. Empty when it does not depend
+    on any value (an unknown name, the data, the model): then every trial would share it."""
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _finite(cls, raw: Any) -> dict[str, float]:
+        if not isinstance(raw, dict):
+            return {}
+        return {
+            str(k): float(v)
+            for k, v in raw.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        }
+
+    @field_validator("step", mode="before")
+    @classmethod
+    def _whole(cls, raw: Any) -> int:
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else 0
+
+    @field_validator("epoch", mode="before")
+    @classmethod
+    def _epoch(cls, raw: Any) -> float:
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+        return float(raw) if ok else 0.0
+
+    @classmethod
+    def parse(cls, text: str | None) -> TrialResult | None:
+        """The result in a file or termination message; None when it is not ours (empty, or
+        the log tail a crashed container leaves with FallbackToLogsOnError)."""
+        if not text or not text.strip():
+            return None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError:
+            return None
+
+    def render(self, limit: int = RESULT_FILE_LIMIT) -> str:
+        """The JSON text, its message shortened if needed to stay under `limit` bytes."""
+        document = self.model_dump(mode="json", by_alias=True)
+        document["epoch"] = round(self.epoch, 4)
+        text = json.dumps(document, allow_nan=False)
+        message = document["message"] or ""
+        while len(text.encode()) >= limit and message:
+            message = message[: max(0, len(message) - (len(text.encode()) - limit) - 16)]
+            document["message"] = message + "..."
+            text = json.dumps(document, allow_nan=False)
+        return text
+
+    def last_report(self) -> Report | None:
+        """The final values as the evaluation they were measured at, if the result says so."""
+        if not self.metrics or not self.step:
+            return None
+        return Report(step=self.step, epoch=self.epoch, metrics=self.metrics)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         del out["additionalProperties"]
     if node.get("type") == "object" and node.get("additionalProperties") is True:
         out["type"] = "object"
-    if not out.get("type") and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if not out.get("type") and not (
+        out.get("x-kubernetes-preserve-unknown-fields") or out.get("x-kubernetes-int-or-string")
+    ):
         # `Any`: a free-form value, kept as the user wrote it.
         out["x-kubernetes-preserve-unknown-fields"] = True
     return out

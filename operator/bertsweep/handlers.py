@@ -1,11 +1,11 @@
 """The operator: thin kopf handlers over one reconcile pass per sweep.
 
 A pass reads what exists (the sweep, its trial records, their pods, their metrics), decides
-with the pure `reconcile.decide()` (which calls `planner.plan()`), carries the decision out, and
-writes the sweep's status once, last. Nothing lives only in memory: a restarted operator's first
-pass sees what the last one left and continues from there.
+with the pure `decide.decide()` (which asks the sweep policy, `planner.plan()`), carries the
+decision out, and writes the sweep's status once, last. Nothing lives only in memory: a
+restarted operator's first pass sees what the last one left and continues from there.
 
-What drives the passes: one asyncio task per sweep, which runs a pass every `INTERVAL` seconds
+What drives the passes: one asyncio task per sweep, which runs a pass every `interval_seconds`
 while the sweep is active (metrics move without any Kubernetes event), at once when the sweep's
 spec or one of its pods changes, and rarely once the sweep has settled. kopf supplies the watch
 streams through `@kopf.on.event`, which writes nothing to the objects it watches. kopf's own
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,17 +31,26 @@ import httpx
 import kopf
 import prometheus_client
 from kubernetes.config import ConfigException
+from pydantic import ValidationError
 
-from bertsweep import reconcile
-from bertsweep.api import GROUP, VERSION, ManifestError, SweepPhase, SweepSpec, parse_spec
-from bertsweep.kube import Conflict, ForeignObject, Kube
+from bertsweep import decide, observe
+from bertsweep.api import (
+    GROUP,
+    VERSION,
+    ManifestError,
+    SweepPhase,
+    SweepSpec,
+    describe_validation_error,
+    parse_spec,
+)
+from bertsweep.kube import Conflict, ForeignObject, Kube, Refused
+from bertsweep.outcomes import Timeouts
 from bertsweep.pods import SWEEP_LABEL
 from bertsweep.prometheus import TrialMetrics
+from bertsweep.settings import OperatorSettings
 
 log = logging.getLogger("bertsweep.operator")
 
-INTERVAL = 2.0  # seconds between passes of an active sweep
-IDLE_INTERVAL = 60.0  # ... of a sweep that has ended or been rejected (it wakes on changes)
 DEBOUNCE = 0.3  # a burst of watch events becomes one pass
 MAX_BACKOFF = 60.0  # after repeated failures of a pass
 
@@ -78,32 +87,34 @@ class Operator:
 
     kube: Kube
     metrics: TrialMetrics
-    timeouts: reconcile.Timeouts = field(default_factory=reconcile.Timeouts)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    allow_host_path: bool = False
 
     def run_pass(self, namespace: str, name: str) -> PassResult:
         sweep = self.kube.get_sweep(namespace, name)
         if sweep is None:
             return PassResult(gone=True)
         phase = (sweep.get("status") or {}).get("phase")
-        if reconcile.is_settled(sweep):
+        if observe.is_settled(sweep):
             return PassResult(phase=phase, settled=True)
         now = datetime.now(UTC).replace(microsecond=0)
         try:
-            spec = parse_spec(sweep.get("spec"))
+            spec = self.parse(sweep.get("spec"))
         except ManifestError as error:
             log.warning("%s/%s: invalid spec: %s", namespace, name, error)
-            self.apply(sweep, None, reconcile.invalid_spec(sweep, str(error), now))
+            self.apply(sweep, None, decide.invalid_spec(sweep, str(error), now))
             return PassResult(phase=SweepPhase.failed.value, settled=True)
 
         # Observe.
-        records = reconcile.owned_records(sweep, self.kube.list_trials(namespace, name))
+        records = observe.owned_records(sweep, self.kube.list_trials(namespace, name))
+        readable = records.readable
         found = self.kube.live_pods(namespace, name)
-        for pod_name in reconcile.pods_to_fetch(records, found):
+        for pod_name in observe.pods_to_fetch(readable, found):
             pod = self.kube.get_pod(namespace, pod_name)
             if pod is not None:
                 found[pod_name] = pod
-        trial_pods = reconcile.owned_pods(records, found)
-        active = reconcile.active_trials(records)
+        trial_pods = observe.owned_pods(readable, found)
+        active = [r.name for r in observe.active_trials(readable)]
         reading = None
         if active:
             reading = self.metrics.read(
@@ -111,38 +122,72 @@ class Operator:
                 namespace,
                 name,
                 active,
-                since=reconcile.metrics_window_start(records),
+                since=observe.metrics_window_start(readable),
                 now=now,
-                targets=reconcile.scrape_targets(records, trial_pods),
+                targets=observe.scrape_targets(readable, trial_pods),
             )
-        # Plan, apply, write status once.
-        decision = reconcile.decide(sweep, spec, records, trial_pods, reading, now, self.timeouts)
-        self.apply(sweep, spec, decision)
+        # Decide, apply, write status once.
+        decision = decide.decide(sweep, spec, records, trial_pods, reading, now, self.timeouts)
+        decision = self.apply(sweep, spec, decision, {r.name: r.body for r in readable})
         return PassResult(phase=decision.status.phase.value, settled=decision.status.phase.finished)
 
+    def parse(self, raw: Any) -> SweepSpec:
+        """The spec, and what this operator's policy allows beyond the schema."""
+        spec = parse_spec(raw)
+        reaching = spec.trial_template.host_path_volumes()
+        if reaching and not self.allow_host_path:
+            raise ManifestError(
+                f"spec.trialTemplate.{reaching[0]}: hostPath volumes are not allowed by this "
+                "operator (they reach into the node's filesystem; a cluster admin can allow "
+                "them with BERTSWEEP_ALLOW_HOST_PATH, the chart's allowHostPath)"
+            )
+        return spec
+
     def apply(
-        self, sweep: Mapping[str, Any], spec: SweepSpec | None, decision: reconcile.Decision
-    ) -> None:
-        """Carry a decision out in its order: records, then pods, then the status."""
+        self,
+        sweep: Mapping[str, Any],
+        spec: SweepSpec | None,
+        decision: decide.Decision,
+        bodies: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> decide.Decision:
+        """Carry a decision out in its order: records, then pods, then the status, which
+        says what the API server refused on the way. Returns the decision as carried out."""
         uid = str(sweep["metadata"]["uid"])
+        bodies = dict(bodies or {})
         for write in decision.trial_writes:
-            self.kube.replace_trial_status(write.record.body, reconcile.status_body(write.status))
+            bodies[write.name] = self.kube.replace_trial_status(
+                bodies[write.name], decide.status_body(write.status)
+            )
         for trial in decision.ended:
             TRIALS_ENDED.labels(trial.phase.value).inc()
         for pod_name in decision.delete_pods:
             self.kube.delete_pod(sweep["metadata"]["namespace"], pod_name)
+        refusals: list[decide.Refusal] = []
         if spec is not None:
-            for record in decision.create_pods:
-                self.kube.create_pod(reconcile.pod_manifest(sweep, spec, record))
+            for pod in decision.create_pods:
+                refusals += self._create_pod(sweep, spec, pod)
             for trial in decision.create_trials:
                 # The record first: once it exists, a restarted operator knows of the trial and
                 # gives it a pod if this pass dies before the next line.
-                obj, created = self.kube.create_trial(reconcile.trial_manifest(sweep, trial), uid)
+                try:
+                    obj, created = self.kube.create_trial(decide.trial_manifest(sweep, trial), uid)
+                except Refused as error:
+                    refusals.append(decide.Refusal(trial, error.message, error.quota, False))
+                    continue
                 if created:
                     TRIALS_CREATED.inc()
-                record = reconcile.read_trial(obj)
+                bodies[trial.name] = obj
+                record = observe.read_trial(obj)
                 if record.trial.phase.active:
-                    self.kube.create_pod(reconcile.pod_manifest(sweep, spec, record))
+                    refusals += self._create_pod(
+                        sweep, spec, decide.PodToCreate(record.trial, record.uid)
+                    )
+            decision = decide.refused(sweep, spec, decision, refusals, datetime.now(UTC))
+            for write in decision.trial_writes:
+                if write.name in {r.trial.name for r in refusals if r.recorded}:
+                    self.kube.replace_trial_status(
+                        bodies[write.name], decide.status_body(write.status)
+                    )
         for event in decision.events:
             log.log(
                 logging.WARNING if event.warning else logging.INFO,
@@ -154,7 +199,20 @@ class Operator:
             )
             self.kube.post_event(sweep, event)
         if decision.write_status:
-            self.kube.replace_sweep_status(sweep, reconcile.status_body(decision.status))
+            self.kube.replace_sweep_status(sweep, decide.status_body(decision.status))
+        return decision
+
+    def _create_pod(
+        self, sweep: Mapping[str, Any], spec: SweepSpec, pod: decide.PodToCreate
+    ) -> list[decide.Refusal]:
+        try:
+            self.kube.create_pod(decide.pod_manifest(sweep, spec, pod.trial, pod.record_uid))
+        except Refused as error:
+            log.warning(
+                "%s: the API server refused pod %s: %s", pod.trial.name, pod.trial.name, error
+            )
+            return [decide.Refusal(pod.trial, error.message, error.quota)]
+        return []
 
 
 Key = tuple[str, str]
@@ -164,8 +222,12 @@ class Workers:
     """One reconcile loop per sweep, started when the sweep is first seen (a restarted operator
     sees every sweep in its initial listing), woken by changes, ended when the sweep is gone."""
 
-    def __init__(self, operator: Operator) -> None:
+    def __init__(
+        self, operator: Operator, interval: float = 2.0, idle_interval: float = 60.0
+    ) -> None:
         self.operator = operator
+        self.interval = interval
+        self.idle_interval = idle_interval
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._kicks: dict[Key, asyncio.Event] = {}
         self._generations: dict[Key, Any] = {}
@@ -223,12 +285,12 @@ class Workers:
                 delay = DEBOUNCE
             except ForeignObject as error:
                 log.warning("%s/%s: %s", namespace, name, error)
-                delay = INTERVAL * 2
+                delay = self.interval * 2
             except Exception:
                 # Logged and retried with backoff: a failing pass never stops the operator.
                 failures += 1
                 RECONCILE_ERRORS.inc()
-                delay = min(MAX_BACKOFF, INTERVAL * 2**failures)
+                delay = min(MAX_BACKOFF, self.interval * 2**failures)
                 log.exception("%s/%s: reconcile failed; retrying in %.0fs", namespace, name, delay)
             else:
                 failures = 0
@@ -240,7 +302,7 @@ class Workers:
                     self._count_phases()
                 elapsed = time.monotonic() - started
                 # A huge sweep's pass takes a while; keep the API server's load bounded.
-                delay = IDLE_INTERVAL if result.settled else max(INTERVAL, 2 * elapsed)
+                delay = self.idle_interval if result.settled else max(self.interval, 2 * elapsed)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(kick.wait(), timeout=delay)
                 await asyncio.sleep(DEBOUNCE)
@@ -286,16 +348,11 @@ async def stop_workers(memo: Any, **_: Any) -> None:
     await memo.workers.stop()
 
 
-def _seconds(variable: str, default: float) -> float:
-    return float(os.environ.get(variable) or default)
-
-
-def start_metrics_server() -> None:
-    """The operator's /metrics, on $BERTSWEEP_OPERATOR_METRICS_PORT (default 8080; 0: off)."""
-    port = int(os.environ.get("BERTSWEEP_OPERATOR_METRICS_PORT") or 8080)
+def start_metrics_server(settings: OperatorSettings) -> None:
+    """The operator's /metrics (BERTSWEEP_OPERATOR_METRICS_PORT, default 8080; 0: off)."""
+    port, address = settings.operator_metrics_port, settings.operator_metrics_addr
     if port == 0:
         return
-    address = os.environ.get("BERTSWEEP_OPERATOR_METRICS_ADDR") or "0.0.0.0"
     try:
         prometheus_client.start_http_server(port, addr=address)
     except OSError as error:
@@ -307,15 +364,20 @@ def start_metrics_server() -> None:
 
 def run_operator(namespaces: Sequence[str] | None = None, prometheus_url: str | None = None) -> int:
     """`bertsweep operator`: watch all namespaces (or those named) until interrupted."""
+    try:
+        settings = OperatorSettings()
+    except ValidationError as error:
+        print(f"error: {describe_validation_error(error, 'BERTSWEEP')}", file=sys.stderr)
+        return 2
     logging.basicConfig(
-        level=os.environ.get("BERTSWEEP_LOG_LEVEL", "INFO").upper(),
+        level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # One line per request or per watch event says nothing an operator's reader needs.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    start_metrics_server()
-    default_url = prometheus_url or os.environ.get("PROMETHEUS_URL") or None
+    start_metrics_server(settings)
+    default_url = prometheus_url or settings.prometheus_url or None
     try:
         kube = Kube.from_environment()
     except ConfigException as error:
@@ -324,21 +386,25 @@ def run_operator(namespaces: Sequence[str] | None = None, prometheus_url: str | 
     operator = Operator(
         kube=kube,
         metrics=TrialMetrics(httpx.Client(timeout=httpx.Timeout(5.0)), default_url),
-        timeouts=reconcile.Timeouts(
-            pod_error_seconds=_seconds("BERTSWEEP_POD_ERROR_TIMEOUT_SECONDS", 180.0),
-            unschedulable_seconds=_seconds("BERTSWEEP_UNSCHEDULABLE_TIMEOUT_SECONDS", 900.0),
+        timeouts=Timeouts(
+            pod_error_seconds=settings.pod_error_timeout_seconds,
+            unschedulable_seconds=settings.unschedulable_timeout_seconds,
         ),
+        allow_host_path=settings.allow_host_path,
     )
     log.info(
-        "watching %s; default Prometheus: %s",
+        "watching %s; default Prometheus: %s; hostPath volumes %s",
         ", ".join(namespaces) if namespaces else "all namespaces",
         default_url or "none",
+        "allowed" if settings.allow_host_path else "refused",
     )
     kopf.run(
         registry=REGISTRY,
         standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces or ()),
-        memo=kopf.Memo(workers=Workers(operator)),
+        memo=kopf.Memo(
+            workers=Workers(operator, settings.interval_seconds, settings.idle_interval_seconds)
+        ),
     )
     return 0

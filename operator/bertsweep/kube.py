@@ -2,8 +2,8 @@
 
 It uses the `kubernetes` package for what it is good at (kubeconfig and in-cluster
 credentials, exec plugins, TLS, a connection pool) and sends and receives plain JSON: pods and
-records go out exactly as `pods.py` and `reconcile.py` render them, and come back as the dicts
-`reconcile.py` reads. (The generated typed models of kubernetes 37 would round-trip every pod
+records go out exactly as `pods.py` and `decide.py` render them, and come back as the dicts
+`observe.py` reads. (The generated typed models of kubernetes 37 would round-trip every pod
 through pydantic classes that the pure code must not import.)
 
 Idempotence lives here: a create that meets 409 AlreadyExists means "already there" (names are
@@ -26,9 +26,10 @@ from urllib.parse import quote
 
 from kubernetes import client, config
 
-from bertsweep import pods
+from bertsweep import names, pods
 from bertsweep.api import GROUP, VERSION
-from bertsweep.reconcile import SweepEvent, controller_uid
+from bertsweep.events import SweepEvent
+from bertsweep.observe import controller_uid
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class ApiError(Exception):
             detail = json.loads(body).get("message", body)
         except (ValueError, AttributeError):
             detail = body
+        self.message = str(detail)
+        """The API server's own message."""
         super().__init__(f"{status} {reason}: {detail}")
 
 
@@ -61,6 +64,16 @@ class Conflict(ApiError):
 
 class Gone(ApiError):
     """The object disappeared in the middle of a pass (the sweep was deleted)."""
+
+
+class Refused(ApiError):
+    """The API server will not create the object as it is: invalid (422), forbidden by an
+    admission plugin (403), or over a ResourceQuota (403 exceeded quota, see `quota`)."""
+
+    @property
+    def quota(self) -> bool:
+        """A ResourceQuota is exhausted: the same object is accepted once quota frees."""
+        return self.status == 403 and "exceeded quota" in self.body
 
 
 class ForeignObject(Exception):
@@ -116,7 +129,9 @@ class Kube:
         data = response.read()  # type: ignore[no-untyped-call]
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
         if not 200 <= response.status <= 299:
-            kind = {409: Conflict, 404: Gone}.get(response.status, ApiError)
+            kind = {409: Conflict, 404: Gone, 422: Refused, 403: Refused, 400: Refused}.get(
+                response.status, ApiError
+            )
             raise kind(response.status, str(response.reason), text)
         return json.loads(text) if text else None
 
@@ -152,12 +167,14 @@ class Kube:
 
     def list_trials(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
         return self._list(
-            _custom(namespace, TRIALS), {"labelSelector": f"{pods.SWEEP_LABEL}={sweep}"}
+            _custom(namespace, TRIALS),
+            {"labelSelector": f"{pods.SWEEP_LABEL}={names.sweep_label(sweep)}"},
         )
 
     def create_trial(self, body: Mapping[str, Any], owner_uid: str) -> tuple[dict[str, Any], bool]:
         """Create a trial record: (the record, True), or if it exists already (409), (the
-        existing record, False); an existing record must belong to the same sweep."""
+        existing record, False); an existing record must belong to the same sweep. Raises
+        Refused when the API server will not take it."""
         meta = body["metadata"]
         path = _custom(meta["namespace"], TRIALS)
         try:
@@ -195,7 +212,10 @@ class Kube:
         """The sweep's pods that have not ended, by name (O(parallelism), not O(trials))."""
         items = self._list(
             f"/api/v1/namespaces/{quote(namespace)}/pods",
-            {"labelSelector": f"{pods.SWEEP_LABEL}={sweep}", "fieldSelector": LIVE_PODS},
+            {
+                "labelSelector": f"{pods.SWEEP_LABEL}={names.sweep_label(sweep)}",
+                "fieldSelector": LIVE_PODS,
+            },
         )
         return {p["metadata"]["name"]: p for p in items}
 
@@ -208,7 +228,8 @@ class Kube:
 
     def create_pod(self, body: Mapping[str, Any]) -> bool:
         """Create a trial's pod; False if it exists already (409), after checking that the
-        existing one belongs to the same trial record."""
+        existing one belongs to the same trial record. Raises Refused when the API server
+        will not take it (invalid, forbidden, over quota)."""
         meta = body["metadata"]
         try:
             self.request("POST", f"/api/v1/namespaces/{quote(meta['namespace'])}/pods", body=body)
@@ -242,7 +263,7 @@ class Kube:
             "metadata": {
                 "name": event_name(meta["name"], uid, event.key),
                 "namespace": meta["namespace"],
-                "labels": {pods.SWEEP_LABEL: meta["name"]},
+                "labels": {pods.SWEEP_LABEL: names.sweep_label(meta["name"])},
             },
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",

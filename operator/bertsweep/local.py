@@ -4,7 +4,8 @@ Each trial is the real trainer as a child process, started from the trial templa
 with the same BERTSWEEP_* environment a pod gets. Metrics come from each trial's /metrics
 endpoint over HTTP (the contract the operator reads through Prometheus), with the trial's
 result file as the fallback for whatever the last scrape missed. This module owns the
-processes and that HTTP; the decisions are `planner.plan()`'s.
+processes and that HTTP; the decisions are `planner.plan()`'s, and what becomes of a trial
+whose process ended is `outcomes.finish()`'s, as in the operator.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from typing import Any
 import httpx
 
 from bertsweep import contract
-from bertsweep.api import MAX_REPORTS, SweepSpec, SweepStatus, Trial, TrialPhase
-from bertsweep.planner import PRUNED, SWEEP_ENDED, plan
-from bertsweep.reconcile import merge_reports, parse_result
+from bertsweep.api import SweepSpec, SweepStatus, Trial, TrialPhase
+from bertsweep.contract import Reason, TrialResult
+from bertsweep.events import format_parameters, shown
+from bertsweep.outcomes import end, exit_outcome, finish, observed
+from bertsweep.planner import plan
 
 POLL_SECONDS = 1.0
 # How long a finished trainer waits for one last scrape; ours comes within a poll.
@@ -140,49 +143,16 @@ class LocalRunner:
             text = http.get(f"http://127.0.0.1:{process.port}/metrics").text
         except httpx.HTTPError:
             return  # not listening yet, or gone: the result file covers the end
-        observation = contract.observe_trial(contract.parse_exposition(text))
-        process.observation = observation
-        trial = self.trials[name]
-        update: dict[str, Any] = {}
-        if observation.reports:
-            update["reports"] = observation.reports[-MAX_REPORTS:]
-        if observation.final:
-            update["metrics"] = observation.final
-        if update:
-            self.trials[name] = trial.model_copy(update=update)
+        process.observation = contract.observe_trial(contract.parse_exposition(text))
+        self.trials[name] = observed(self.trials[name], process.observation)
 
     def _finish(self, name: str, process: _Process) -> None:
         del self._processes[name]
         process.log.close()
-        trial = self.trials[name]
-        code = process.popen.returncode
-        result = parse_result(_read_text(process.result_file))
-        metrics = {**result.metrics, **trial.metrics}
-        if not metrics and trial.reports:
-            metrics = dict(trial.reports[-1].metrics)
-        # A last evaluation that no scrape caught is still in the result file (as in a cluster).
-        reports = trial.reports
-        last = result.last_report()
-        if last is not None and (not reports or reports[-1].step < last.step):
-            reports = merge_reports(reports, [last])
-        update: dict[str, Any] = {
-            "metrics": metrics,
-            "reports": reports,
-            "completion_time": _now(),
-        }
-        if trial.phase is TrialPhase.pruned:
-            pass  # the planner's verdict stands; the trainer only reported its last values
-        elif code == 0 and result.status in (None, "completed"):
-            update |= {"phase": TrialPhase.succeeded, "reason": "Completed"}
-        else:
-            reason = result.reason or ("Killed" if code and code < 0 else "Error")
-            message = result.message or _tail(process.result_file.parent / "trainer.log")
-            update |= {
-                "phase": TrialPhase.failed,
-                "reason": reason,
-                "message": f"exit code {code}: {message}",
-            }
-        finished = trial.model_copy(update=update)
+        result = TrialResult.parse(_read_text(process.result_file))
+        log_tail = _tail(process.result_file.parent / "trainer.log")
+        outcome = exit_outcome(process.popen.returncode, result, log_tail, finished=_now())
+        finished = finish(self.trials[name], outcome, _now())
         self.trials[name] = finished
         self.on_event(_describe_end(finished, self.spec))
 
@@ -191,10 +161,10 @@ class LocalRunner:
     def _reconcile(self) -> None:
         decision = plan(self.sweep, self.spec, self._ordered(), _now(), self.status)
         for name, message in decision.prune.items():
-            self._stop(name, PRUNED, message)
+            self._stop(name, Reason.pruned, message)
             self.on_event(f"{name} pruned: {message}")
         for name in decision.stop:
-            self._stop(name, SWEEP_ENDED, "the sweep ended before this trial finished")
+            self._stop(name, Reason.sweep_ended, "the sweep ended before this trial finished")
         for trial in decision.create:
             self._start(trial)
         self.status = decision.status
@@ -208,7 +178,7 @@ class LocalRunner:
         threads = max(1, (os.cpu_count() or 1) // self.spec.parallelism)
         env = {
             **os.environ,
-            **{e["name"]: str(e["value"]) for e in self.spec.trial_template.env if "value" in e},
+            **{e.name: e.value for e in self.spec.trial_template.env if e.value is not None},
             **contract.trial_environment(self.sweep, self.spec, trial),
             contract.ENV_METRICS_ADDR: "127.0.0.1",
             contract.ENV_METRICS_PORT: str(port),
@@ -228,7 +198,7 @@ class LocalRunner:
         self.trials[trial.name] = trial.model_copy(
             update={"phase": TrialPhase.running, "start_time": _now()}
         )
-        self.on_event(f"{trial.name} started: {_format_parameters(trial.parameters)}")
+        self.on_event(f"{trial.name} started: {format_parameters(trial.parameters)}")
 
     def _command(self) -> list[str]:
         template = self.spec.trial_template
@@ -241,9 +211,7 @@ class LocalRunner:
         return [found, *rest, *template.args]
 
     def _stop(self, name: str, reason: str, message: str) -> None:
-        self.trials[name] = self.trials[name].model_copy(
-            update={"phase": TrialPhase.pruned, "reason": reason, "message": message}
-        )
+        self.trials[name] = end(self.trials[name], TrialPhase.pruned, reason, message, _now())
         process = self._processes.get(name)
         if process is not None and process.stop_sent is None:
             process.stop_sent = time.monotonic()
@@ -323,15 +291,7 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(text[-lines:]) or "no output"
 
 
-def _format_parameters(parameters: Mapping[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items()
-    )
-
-
 def _describe_end(trial: Trial, spec: SweepSpec) -> str:
-    value = trial.objective(spec.objective)
-    shown = f"{spec.objective.metric}={value:.4f}" if value is not None else "no objective"
     if trial.phase is TrialPhase.failed:
         return f"{trial.name} failed: {trial.reason}: {trial.message}"
-    return f"{trial.name} {trial.phase.value.lower()}: {shown}"
+    return f"{trial.name} {trial.phase.value.lower()}: {shown(trial, spec)}"

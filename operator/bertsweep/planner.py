@@ -1,10 +1,14 @@
-"""The pure reconcile step: from what exists, decide what to do next.
+"""The sweep policy, runner-agnostic: from the trial records as they are, what to do next.
 
 `plan()` is called on every pass by the operator, the local runner and the benchmark alike, with
 the trial records as they are now. It holds no state between calls (levels, not edges): a
 restarted caller that hands it the same records gets the same plan, which is what makes an
 operator restart lose nothing and start nothing twice. Trial names are derived from their index,
 so a trial created twice by a confused caller collides on its name instead of running twice.
+
+It decides when the sweep ends: `maxTrials` trials finished, the target reached, the search
+space exhausted, more than `maxFailedTrials` failures, or one failure that every trial would
+share (a deterministic failure whose cause is no searched value: see `shared_failure`).
 """
 
 from __future__ import annotations
@@ -25,21 +29,9 @@ from bertsweep.api import (
     TrialPhase,
     TrialSummary,
 )
-from bertsweep.search.base import make_strategy
-
-# Reasons, as they appear in conditions and trial records.
-MAX_TRIALS_REACHED = "MaxTrialsReached"
-TARGET_REACHED = "TargetReached"
-SEARCH_SPACE_EXHAUSTED = "SearchSpaceExhausted"
-MAX_FAILED_TRIALS_EXCEEDED = "MaxFailedTrialsExceeded"
-TRIALS_RUNNING = "TrialsRunning"
-SWEEP_ENDED = "SweepEnded"
-PRUNED = "Pruned"
-
-
-def trial_name(sweep: str, index: int) -> str:
-    """The name of a sweep's index-th trial: deterministic, so creation is idempotent."""
-    return f"{sweep}-{index:04d}"
+from bertsweep.contract import DETERMINISTIC, Reason
+from bertsweep.names import trial_name
+from bertsweep.search import make_strategy
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,9 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class _Ending:
+class Ending:
+    """Why a sweep has ended."""
+
     phase: SweepPhase
     reason: str
     message: str
@@ -68,14 +62,20 @@ def plan(
     trials: Sequence[Trial],
     now: datetime,
     previous: SweepStatus | None = None,
+    generation: int | None = None,
+    first_index: int = 0,
 ) -> Plan:
     """Decide which trials to start, prune or stop, and the sweep's resulting status.
 
     `trials` are all of the sweep's trial records, in any order. `previous` is the status as
     last written, used only to keep condition transition times and start/completion times.
+    `generation` is the spec's (a failure every trial would share ends the sweep only when a
+    trial of this generation met it: an edited spec gets another try). New trials take
+    indices from `first_index` on, past every index in use (records that could not be read
+    hold theirs too).
     """
     trials = sorted(trials, key=lambda t: t.index)
-    ending = _ending_before_planning(spec, trials)
+    ending = _ending_before_planning(spec, trials, generation)
     active = [t for t in trials if t.phase.active]
 
     if ending is not None:
@@ -91,26 +91,29 @@ def plan(
     create: list[Trial] = []
     exhausted = False
     if wanted > 0:
-        configurations = make_strategy(spec).ask(trials, wanted)
-        exhausted = len(configurations) < wanted
         # After the highest index, not the count: a record deleted by hand must not make the
         # next trial collide with an existing name (a 409 no-op would stall the sweep).
-        first = trials[-1].index + 1 if trials else 0
+        first = max(first_index, trials[-1].index + 1 if trials else 0)
+        indices = list(range(first, first + wanted))
+        configurations = make_strategy(spec).ask(trials, indices)
+        exhausted = len(configurations) < wanted
         create = [
-            Trial(name=trial_name(sweep, first + k), index=first + k, parameters=c)
-            for k, c in enumerate(configurations)
+            Trial(name=trial_name(sweep, i), index=i, parameters=c, generation=generation)
+            for i, c in zip(indices, configurations, strict=False)
         ]
 
     after = _with_phases(trials, {n: TrialPhase.pruned for n in prune}) + create
     if exhausted and not create and still_active == 0:
-        ending = _Ending(
+        ending = Ending(
             SweepPhase.succeeded,
-            SEARCH_SPACE_EXHAUSTED,
+            Reason.search_space_exhausted,
             f"the search space holds {len(trials)} configurations and all were tried",
         )
     elif not create and still_active == 0 and len(trials) >= spec.max_trials:
-        ending = _Ending(
-            SweepPhase.succeeded, MAX_TRIALS_REACHED, f"all {spec.max_trials} trials finished"
+        ending = Ending(
+            SweepPhase.succeeded,
+            Reason.max_trials_reached,
+            f"all {spec.max_trials} trials finished",
         )
     return Plan(create=create, prune=prune, status=summarize(spec, after, ending, now, previous))
 
@@ -121,15 +124,38 @@ def _with_phases(trials: Sequence[Trial], phases: dict[str, TrialPhase]) -> list
     ]
 
 
-def _ending_before_planning(spec: SweepSpec, trials: Sequence[Trial]) -> _Ending | None:
-    """Endings that stop running trials: too many failures, or the target reached."""
+def shared_failure(spec: SweepSpec, trial: Trial) -> bool:
+    """Whether a trial failed in a way every trial of the sweep would: a deterministic
+    failure (the trainer refused its inputs, the API server its pod) that no searched value
+    caused. Spending more pods on it would only repeat it."""
+    return (
+        trial.phase is TrialPhase.failed
+        and trial.reason in DETERMINISTIC
+        and not set(trial.faulty_parameters) & spec.searched()
+    )
+
+
+def _ending_before_planning(
+    spec: SweepSpec, trials: Sequence[Trial], generation: int | None
+) -> Ending | None:
+    """Endings that stop running trials: a failure all would share, too many failures, or
+    the target reached."""
+    for t in trials:
+        # Records from before generations were recorded count as the current spec's.
+        if t.generation in (None, generation) and shared_failure(spec, t):
+            return Ending(
+                SweepPhase.failed,
+                str(t.reason),
+                f"{t.name} failed: {t.message}; every trial of this sweep would fail the same "
+                "way, so no more are started (fix the spec to go on)",
+            )
     failed = [t for t in trials if t.phase is TrialPhase.failed]
     if len(failed) > spec.max_failed_trials:
         last = failed[-1]
         why = f"{last.reason}: {last.message}" if last.message else str(last.reason)
-        return _Ending(
+        return Ending(
             SweepPhase.failed,
-            MAX_FAILED_TRIALS_EXCEEDED,
+            Reason.max_failed_trials_exceeded,
             f"{len(failed)} trials failed, more than maxFailedTrials={spec.max_failed_trials}; "
             f"last: {last.name}: {why}",
         )
@@ -138,9 +164,9 @@ def _ending_before_planning(spec: SweepSpec, trials: Sequence[Trial]) -> _Ending
         for t in trials:
             value = t.objective(spec.objective) if t.phase is TrialPhase.succeeded else None
             if value is not None and not spec.objective.better(target, value):
-                return _Ending(
+                return Ending(
                     SweepPhase.succeeded,
-                    TARGET_REACHED,
+                    Reason.target_reached,
                     f"{t.name} reached {spec.objective.metric}={value:.4g} (target {target:g})",
                 )
     return None
@@ -160,7 +186,7 @@ def rank(spec: SweepSpec, trials: Sequence[Trial]) -> list[tuple[float, Trial]]:
 def summarize(
     spec: SweepSpec,
     trials: Sequence[Trial],
-    ending: _Ending | None,
+    ending: Ending | None,
     now: datetime,
     previous: SweepStatus | None = None,
 ) -> SweepStatus:
@@ -172,6 +198,7 @@ def summarize(
         succeeded=sum(t.phase is TrialPhase.succeeded for t in trials),
         failed=sum(t.phase is TrialPhase.failed for t in trials),
         pruned=sum(t.phase is TrialPhase.pruned for t in trials),
+        retried=sum(t.retries for t in trials),
     )
     ranked = rank(spec, trials)
     leaderboard = [
@@ -188,7 +215,7 @@ def summarize(
         condition = Condition(
             type="Running",
             status="True",
-            reason=TRIALS_RUNNING,
+            reason=Reason.trials_running,
             message=f"{counts.running + counts.pending} active, "
             f"{counts.succeeded + counts.pruned + counts.failed}/{spec.max_trials} done",
         )
@@ -200,22 +227,7 @@ def summarize(
         best_trial=leaderboard[0] if leaderboard else None,
         best_objective=ranked[0][0] if ranked else None,
         leaderboard=leaderboard,
-        conditions=[_keep_transition_time(condition, previous.conditions, now)],
+        conditions=[condition.carried_from(previous.conditions, now)],
         start_time=previous.start_time or now,
         completion_time=(previous.completion_time or now) if phase.finished else None,
     )
-
-
-def _keep_transition_time(
-    condition: Condition, previous: Sequence[Condition], now: datetime
-) -> Condition:
-    for old in previous:
-        if (
-            old.type == condition.type
-            and old.status == condition.status
-            and old.reason == condition.reason
-        ):
-            return condition.model_copy(
-                update={"last_transition_time": old.last_transition_time or now}
-            )
-    return condition.model_copy(update={"last_transition_time": now})

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bertsweep import contract
-from bertsweep.api import API_VERSION, TRIAL_KIND, SweepSpec, Trial
+from bertsweep import contract, names
+from bertsweep.api import API_VERSION, TRIAL_KIND, ResourceRequirements, SweepSpec, Trial
 
 CONTAINER = "trainer"
 METRICS_PORT_NAME = "metrics"
@@ -76,14 +75,9 @@ def trial_owner(trial_name: str, uid: str) -> Owner:
     return Owner(API_VERSION, TRIAL_KIND, trial_name, uid)
 
 
-def pod_name(trial_name: str) -> str:
-    """A trial's pod is named after the trial: one pod per trial, and a second create is a 409."""
-    return trial_name
-
-
 def trial_labels(sweep: str, trial_name: str) -> dict[str, str]:
     return {
-        SWEEP_LABEL: sweep,
+        SWEEP_LABEL: names.sweep_label(sweep),
         TRIAL_LABEL: trial_name,
         "app.kubernetes.io/name": "bertsweep-trial",
         "app.kubernetes.io/managed-by": "bertsweep-operator",
@@ -109,8 +103,8 @@ def trial_pod(
         "prometheus.io/port": str(metrics_port),
         "prometheus.io/path": "/metrics",
     }
-    mounts = list(template.volume_mounts)
-    volumes = list(template.volumes)
+    mounts = [m.wire() for m in template.volume_mounts]
+    volumes = [v.wire() for v in template.volumes]
     if not any(m.get("mountPath") == SCRATCH_PATH for m in mounts):
         mounts.append({"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH})
         volumes.append({"name": SCRATCH_VOLUME, "emptyDir": {}})
@@ -124,7 +118,7 @@ def trial_pod(
         "args": list(template.args),
         "env": trial_env(sweep, spec, trial, metrics_port),
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
-        "resources": dict(template.resources),
+        "resources": {k: v for k, v in template.resources.wire().items() if v},
         "volumeMounts": mounts,
         "terminationMessagePath": TERMINATION_LOG,
         # The trainer writes its outcome there; a trainer that dies before writing it still
@@ -175,7 +169,7 @@ def trial_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": pod_name(trial.name),
+            "name": names.pod_name(trial.name, trial.retries),
             "namespace": namespace,
             "labels": labels,
             "annotations": annotations,
@@ -189,8 +183,8 @@ def trial_env(sweep: str, spec: SweepSpec, trial: Trial, metrics_port: int) -> l
     """The container's environment: the template's, writable cache locations, thread counts
     that match the CPU the pod gets, then the operator's BERTSWEEP_* (which always win)."""
     template = spec.trial_template
-    user = [e for e in template.env if e.get("name") not in OWNED_ENV]
-    named = {str(e.get("name")) for e in user}
+    user = [e.wire() for e in template.env if e.name not in OWNED_ENV]
+    named = {str(e["name"]) for e in user}
     defaults = dict(WRITABLE_DEFAULTS)
     threads = cpu_threads(template.resources)
     if threads is not None:
@@ -215,11 +209,10 @@ def trial_env(sweep: str, spec: SweepSpec, trial: Trial, metrics_port: int) -> l
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
 
 
-def cpu_threads(resources: Mapping[str, Any]) -> int | None:
+def cpu_threads(resources: ResourceRequirements) -> int | None:
     """Whole CPUs a pod may use (its CPU limit, else request), at least 1; None if unset."""
-    for kind in ("limits", "requests"):
-        section = resources.get(kind)
-        if not isinstance(section, Mapping) or "cpu" not in section:
+    for section in (resources.limits, resources.requests):
+        if "cpu" not in section:
             continue
         match = _QUANTITY.match(str(section["cpu"]).strip())
         if match is None:

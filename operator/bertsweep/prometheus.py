@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from bertsweep import contract
-from bertsweep.reconcile import MetricsReading
+from bertsweep.observe import MetricsReading
 
 log = logging.getLogger(__name__)
 

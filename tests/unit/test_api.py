@@ -58,7 +58,7 @@ def test_contract_manifest_parses_with_its_values() -> None:
     assert spec.parameters[1].values == [16, 32]
     assert all(isinstance(v, int) for v in spec.parameters[1].values or [])
     assert spec.fixed == {"weight_decay": 0.01}
-    assert spec.trial_template.resources == {"limits": {"nvidia.com/gpu": 1}}
+    assert spec.trial_template.resources.limits == {"nvidia.com/gpu": 1}
     assert spec.max_epochs() == 4
 
 
@@ -130,6 +130,117 @@ def _error(mutate: Any) -> str:
 )
 def test_bad_specs_get_a_message_naming_the_field(mutate: Any, expected: str) -> None:
     assert expected in _error(mutate)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        # What every trial would fail on, refused before any pod starts.
+        (lambda s: s["fixed"].update(output_dir="/tmp/x"), "'output_dir' cannot be set"),
+        (
+            lambda s: s["parameters"].append(
+                {"name": "num_labels", "type": "int", "min": 2, "max": 3}
+            ),
+            "cannot be searched: the classes come from the dataset",
+        ),
+        (
+            lambda s: s["parameters"].append(
+                {"name": "report_to", "type": "categorical", "values": ["none", "mlflow"]}
+            ),
+            "put it in `fixed`",
+        ),
+        (lambda s: s["fixed"].update(seed=1.5), "`seed` must be an integer"),
+        (lambda s: s["fixed"].update(seed="7"), "`seed` must be an integer"),
+        (
+            lambda s: s["parameters"].append({"name": "seed", "type": "float", "min": 1, "max": 9}),
+            "a seed is an integer",
+        ),
+        (lambda s: s["dataset"].update(labels=[]), "at least two classes"),
+        (lambda s: s["dataset"].update(labels=["pos"]), "at least two classes"),
+        (lambda s: s["dataset"].update(labels=["pos", "neg", "pos"]), "repeats 'pos'"),
+        (lambda s: s["dataset"].update(labels=["pos", " "]), "empty label"),
+        (lambda s: s.update(model="   "), "spec.model: a model reference cannot be blank"),
+        (lambda s: s.update(model=7), "spec.model"),
+        (
+            lambda s: s["parameters"].append(
+                {"name": "model", "type": "categorical", "values": ["bert-base-uncased", ""]}
+            ),
+            "'' is not a model reference",
+        ),
+        (
+            lambda s: s["earlyStopping"].update(name="asha", minResource=4),
+            "is not before the longest training (4 epochs)",
+        ),
+        (
+            lambda s: s["objective"].update(target=90),
+            "`target` 90 lies outside [0, 1]",
+        ),
+        (
+            lambda s: s.update(objective={"metric": "eval_loss", "goal": "minimize", "target": -1}),
+            "a loss is never negative",
+        ),
+        (
+            lambda s: s["parameters"][1].update(values=[16, 16.0]),
+            "holds 16.0 twice",
+        ),
+        (lambda s: s["trialTemplate"].update(command=[]), "spec.trialTemplate.command"),
+        (lambda s: s["trialTemplate"].update(command=[""]), "spec.trialTemplate.command[0]"),
+        # What the schema says about the template, said the same way here.
+        (
+            lambda s: s["trialTemplate"].update(env=[{"value": "1"}]),
+            "spec.trialTemplate.env[0].name: Field required",
+        ),
+        (
+            lambda s: s["trialTemplate"].update(resources={"limits": {"cpu": "lots"}}),
+            "spec.trialTemplate.resources.limits.cpu: 'lots' is not a Kubernetes quantity",
+        ),
+        (
+            lambda s: s["trialTemplate"].update(volumes=[{"persistentVolumeClaim": {}}]),
+            "spec.trialTemplate.volumes[0].name: Field required",
+        ),
+        # No escalation through the template.
+        (
+            lambda s: s["trialTemplate"].update(securityContext={"privileged": True}),
+            "spec.trialTemplate: `securityContext` is not allowed",
+        ),
+        (
+            lambda s: s["trialTemplate"].update(hostNetwork=True),
+            "spec.trialTemplate: `hostNetwork` is not allowed",
+        ),
+        (
+            lambda s: s["trialTemplate"].update(
+                volumes=[{"name": "d", "emptyDir": {}}],
+                volumeMounts=[
+                    {"name": "d", "mountPath": "/d", "mountPropagation": "Bidirectional"}
+                ],
+            ),
+            "needs a privileged container",
+        ),
+        # Types as strict as the API server's.
+        (lambda s: s.update(maxTrials=True), "spec.maxTrials: Input should be a valid integer"),
+        (lambda s: s.update(parallelism="2"), "spec.parallelism: Input should be a valid integer"),
+    ],
+)
+def test_what_every_trial_would_fail_on_is_refused_at_validation(
+    mutate: Any, expected: str
+) -> None:
+    assert expected in _error(mutate)
+
+
+def test_host_path_volumes_are_found_for_the_operators_policy() -> None:
+    doc = contract()
+    doc["spec"]["trialTemplate"]["volumes"] = [
+        {"name": "cache", "emptyDir": {}},
+        {"name": "data", "hostPath": {"path": "/srv/data"}},
+    ]
+    spec = parse_spec(doc["spec"])
+    assert spec.trial_template.host_path_volumes() == ["volumes[1] (data)"]
+
+
+def test_a_sweep_name_is_any_dns_subdomain() -> None:
+    doc = contract()
+    doc["metadata"]["name"] = "team.rt-sentiment." + "a" * 200
+    assert parse_manifest(doc).metadata.name.startswith("team.")
 
 
 def test_manifest_level_errors() -> None:

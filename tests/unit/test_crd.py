@@ -70,4 +70,28 @@ def test_sweep_crd_has_descriptions_and_printer_columns() -> None:
     )
     assert spec["properties"]["parallelism"]["minimum"] == 1
     assert set(spec["required"]) == {"model", "dataset", "parameters"}
-    assert yaml.safe_load_all(render())
+
+
+def test_the_rendered_yaml_is_the_crds() -> None:
+    documents = list(yaml.safe_load_all(render()))
+    assert [d["spec"]["names"]["kind"] for d in documents] == ["BertSweep", "BertTrial"]
+    assert documents == custom_resource_definitions()
+
+
+def test_the_chart_ships_the_generated_crds() -> None:
+    # Helm installs crds/ before the templates; they must be what `bertsweep crd` generates.
+    shipped = (REPO / "charts" / "bertsweep" / "crds" / "bertsweep.yaml").read_bytes()
+    assert shipped == (REPO / "crds" / "bertsweep.yaml").read_bytes(), (
+        "charts/bertsweep/crds/bertsweep.yaml differs from crds/bertsweep.yaml: "
+        "cp crds/bertsweep.yaml charts/bertsweep/crds/"
+    )
+
+
+def test_the_schema_refuses_what_it_can_express_about_the_template() -> None:
+    spec = custom_resource_definitions()[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    template = spec["properties"]["spec"]["properties"]["trialTemplate"]["properties"]
+    assert template["env"]["items"]["required"] == ["name"]
+    assert template["volumes"]["items"]["required"] == ["name"]
+    quantity = template["resources"]["properties"]["limits"]["additionalProperties"]
+    assert quantity["x-kubernetes-int-or-string"] is True and "pattern" in quantity
+    assert template["command"]["minItems"] == 1

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from bertsweep.api import SweepPhase, SweepSpec, Trial, TrialPhase, parse_spec
-from bertsweep.planner import plan, trial_name
+from bertsweep.names import trial_name
+from bertsweep.planner import plan
 
 pytestmark = pytest.mark.unit
 

@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
-from bertsweep import contract
-from bertsweep.api import SweepSpec, Trial, parse_spec
+from bertsweep import contract, names
+from bertsweep.api import ResourceRequirements, SweepSpec, Trial, parse_spec
 from bertsweep.pods import (
     CONTAINER,
     METRICS_PORT_NAME,
     Owner,
     cpu_threads,
-    pod_name,
     trial_owner,
     trial_pod,
 )
@@ -61,7 +60,7 @@ def test_names_labels_and_owner_are_deterministic() -> None:
     pod = render()
     meta = pod["metadata"]
     assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod"
-    assert meta["name"] == pod_name("rt-0003") == "rt-0003"
+    assert meta["name"] == names.pod_name("rt-0003") == "rt-0003"
     assert meta["namespace"] == "team-a"
     assert meta["labels"]["bertsweep"] == "rt" and meta["labels"]["trial"] == "rt-0003"
     assert meta["ownerReferences"] == [
@@ -208,7 +207,7 @@ def test_a_template_that_mounts_tmp_itself_gets_no_second_mount() -> None:
     ],
 )
 def test_cpu_threads(resources: dict[str, Any], threads: int | None) -> None:
-    assert cpu_threads(resources) == threads
+    assert cpu_threads(ResourceRequirements.model_validate(resources)) == threads
 
 
 def test_owner_reference_shape() -> None:

@@ -17,11 +17,18 @@ import pytest
 
 from bertsweep.api import Report, Scalar, SweepSpec, Trial, TrialPhase, parse_spec
 from bertsweep.planner import plan
-from bertsweep.search.base import Configuration, make_strategy
+from bertsweep.search import Configuration, Strategy, make_strategy
 from bertsweep.search.bayesian import BayesianStrategy
 from bertsweep.search.grid import grid_points
 
 pytestmark = pytest.mark.unit
+
+
+def ask(strategy: Strategy, history: list[Trial], n: int) -> list[Configuration]:
+    """What the planner does: ask for the n trials after the highest index in use."""
+    first = max((t.index for t in history), default=-1) + 1
+    return strategy.ask(history, list(range(first, first + n)))
+
 
 STRATEGIES = ["grid", "random", "bayesian"]
 
@@ -33,6 +40,7 @@ PARAMETERS: list[dict[str, Any]] = [
     {"name": "hidden_dropout_prob", "type": "float", "min": 0.0, "max": 0.5},
     {"name": "optim", "type": "categorical", "values": ["adamw_torch", "sgd", "adafactor"]},
 ]
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 # A grid needs points on its float ranges; the int ranges keep every integer.
 GRID_POINTS = {"learning_rate": 5, "hidden_dropout_prob": 3}
 
@@ -97,7 +105,7 @@ def run_sweep(
     strategy = make_strategy(spec)
     history: list[Trial] = []
     while len(history) < trials:
-        proposals = strategy.ask(history, min(batch, trials - len(history)))
+        proposals = ask(strategy, history, min(batch, trials - len(history)))
         if not proposals:
             break
         for c in proposals:
@@ -134,8 +142,8 @@ def test_proposals_stay_in_the_domain_with_the_right_types(algorithm: str) -> No
 def test_log_scale_spreads_values_in_log_space(algorithm: str) -> None:
     # The first proposals are random in both strategies (TPE's startup). Uniform in log space
     # puts half of the learning rates below 1e-3; uniform in linear space would put 1% there.
-    proposals = make_strategy(make_spec(algorithm)).ask([], 10)
-    proposals += make_strategy(make_spec(algorithm, seed=1)).ask([], 10)
+    proposals = ask(make_strategy(make_spec(algorithm)), [], 10)
+    proposals += ask(make_strategy(make_spec(algorithm, seed=1)), [], 10)
     low = sum(float(c["learning_rate"]) < 1e-3 for c in proposals)
     assert 5 <= low <= 15
     small_batches = sum(int(c["per_device_train_batch_size"]) < 64 for c in proposals)
@@ -146,7 +154,7 @@ def test_log_scale_spreads_values_in_log_space(algorithm: str) -> None:
 def test_parallel_proposals_differ(algorithm: str) -> None:
     for size in (0, 12):  # before and after Bayesian search's startup trials
         history = run_sweep(make_spec(algorithm), size)
-        proposals = make_strategy(make_spec(algorithm)).ask(history, 4)
+        proposals = ask(make_strategy(make_spec(algorithm)), history, 4)
         assert len(proposals) == 4
         keys = {json.dumps(c, sort_keys=True) for c in proposals}
         keys |= {json.dumps(t.parameters, sort_keys=True) for t in history}
@@ -156,17 +164,33 @@ def test_parallel_proposals_differ(algorithm: str) -> None:
 @pytest.mark.parametrize("algorithm", STRATEGIES)
 def test_same_seed_and_history_give_the_same_proposals(algorithm: str) -> None:
     history = run_sweep(make_spec(algorithm), 16)
-    first = make_strategy(make_spec(algorithm)).ask(history, 3)
-    again = make_strategy(make_spec(algorithm)).ask(list(reversed(history)), 3)
+    first = ask(make_strategy(make_spec(algorithm)), history, 3)
+    again = ask(make_strategy(make_spec(algorithm)), list(reversed(history)), 3)
     assert first == again
 
 
 @pytest.mark.parametrize("algorithm", ["random", "bayesian"])
 def test_a_different_seed_gives_different_proposals(algorithm: str) -> None:
     history = run_sweep(make_spec(algorithm), 16)
-    assert make_strategy(make_spec(algorithm, seed=0)).ask(history, 3) != make_strategy(
-        make_spec(algorithm, seed=1)
-    ).ask(history, 3)
+    assert ask(make_strategy(make_spec(algorithm, seed=0)), history, 3) != ask(
+        make_strategy(make_spec(algorithm, seed=1)), history, 3
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian"])
+def test_a_deleted_record_changes_no_later_proposal(algorithm: str) -> None:
+    """Trial i's proposal is keyed on i, not on how many records exist: a record deleted by
+    hand (a gap in the indices) leaves the proposals for the next indices as they were. (In
+    its startup phase the bayesian search proposes from the seed and the index alone.)"""
+    spec = make_spec(algorithm, parameters=[{"name": "x", "type": "float", "min": 0, "max": 1}])
+    history = run_sweep(spec, 5, objective=lambda c: 0.0)
+    whole = make_strategy(spec).ask(history, [5, 6])
+    gap = [t for t in history if t.index != 2]
+    assert make_strategy(spec).ask(gap, [5, 6]) == whole
+    # The planner names the next trial after the highest index, and asks for that index.
+    planned = plan("s", spec, gap, NOW).create
+    assert [t.index for t in planned][:2] == [5, 6]
+    assert [t.parameters for t in planned][:2] == whole
 
 
 @pytest.mark.parametrize("algorithm", STRATEGIES)
@@ -177,11 +201,11 @@ def test_a_restart_proposes_what_the_original_would_have(algorithm: str) -> None
     spec = make_spec(algorithm)
     for size in (0, 14):
         history = run_sweep(spec, size)
-        at_once = make_strategy(spec).ask(history, 3)
+        at_once = ask(make_strategy(spec), history, 3)
         one_by_one: list[Configuration] = []
         rebuilt = list(history)
         for _ in range(3):
-            (c,) = make_strategy(spec).ask(rebuilt, 1)
+            (c,) = ask(make_strategy(spec), rebuilt, 1)
             one_by_one.append(c)
             rebuilt.append(record(len(rebuilt), c, phase=TrialPhase.pending))
         assert at_once == one_by_one
@@ -208,7 +232,7 @@ def small_grid(**changes: Any) -> SweepSpec:
 
 
 def test_grid_is_the_ordered_cartesian_product_last_parameter_fastest() -> None:
-    proposals = make_strategy(small_grid()).ask([], 100)
+    proposals = ask(make_strategy(small_grid()), [], 100)
     assert [(c["learning_rate"], c["num_hidden_layers"]) for c in proposals] == [
         (3e-5, 2),
         (3e-5, 3),
@@ -226,7 +250,7 @@ def test_grid_never_repeats_a_point_whatever_its_phase_and_form() -> None:
         record(1, {"learning_rate": 3e-5, "num_hidden_layers": 2.0}, TrialPhase.running),
         record(2, {"learning_rate": 1e-5, "num_hidden_layers": 2}, TrialPhase.pruned),
     ]
-    proposals = make_strategy(small_grid()).ask(history, 100)
+    proposals = ask(make_strategy(small_grid()), history, 100)
     assert [(c["learning_rate"], c["num_hidden_layers"]) for c in proposals] == [
         (3e-5, 4),
         (1e-5, 3),
@@ -238,7 +262,7 @@ def test_grid_walks_its_points_across_calls_and_stops_when_exhausted() -> None:
     strategy = make_strategy(small_grid())
     history: list[Trial] = []
     for expected in (4, 2, 0, 0):
-        proposals = strategy.ask(history, 4)
+        proposals = ask(strategy, history, 4)
         assert len(proposals) == expected
         history += [record(len(history) + k, c) for k, c in enumerate(proposals)]
     assert len({json.dumps(t.parameters, sort_keys=True) for t in history}) == 6
@@ -281,7 +305,7 @@ def test_grid_points_are_even_on_the_parameter_scale() -> None:
     assert b == [0.0, 0.1, 0.2, 0.3]
     assert c == [16, 32, 64, 128, 256]
     assert d == [1, 2, 3], "points that round to the same integer are merged"
-    first = make_strategy(spec).ask([], 1)[0]
+    first = ask(make_strategy(spec), [], 1)[0]
     assert first == {"a": 1e-5, "b": 0.0, "c": 16, "d": 1}
     assert type(first["c"]) is int
 
@@ -294,7 +318,7 @@ def test_a_wide_int_grid_is_never_materialised() -> None:
             {"name": "num_hidden_layers", "type": "int", "min": 1, "max": 10**9},
         ],
     )
-    assert make_strategy(spec).ask([], 2) == [
+    assert ask(make_strategy(spec), [], 2) == [
         {"seed": 0, "num_hidden_layers": 1},
         {"seed": 0, "num_hidden_layers": 2},
     ]
@@ -306,11 +330,11 @@ def test_a_wide_int_grid_is_never_materialised() -> None:
 def test_random_proposal_depends_on_seed_and_index_only() -> None:
     spec = make_spec("random", seed=7)
     strategy = make_strategy(spec)
-    sequence = strategy.ask([], 8)
+    sequence = ask(strategy, [], 8)
     # Any history of the same length, whatever its content, gets the same next proposals.
-    others = make_strategy(make_spec("random", seed=8)).ask([], 4)
+    others = ask(make_strategy(make_spec("random", seed=8)), [], 4)
     other_history = [record(i, c, TrialPhase.failed) for i, c in enumerate(others)]
-    assert strategy.ask(other_history, 4) == sequence[4:]
+    assert ask(strategy, other_history, 4) == sequence[4:]
 
 
 def test_random_avoids_repeats_in_a_small_discrete_space() -> None:
@@ -318,7 +342,7 @@ def test_random_avoids_repeats_in_a_small_discrete_space() -> None:
     history = run_sweep(spec, 6, objective=lambda c: 0.0)
     assert sorted(int(t.parameters["x"]) for t in history) == [1, 2, 3, 4, 5, 6]
     # Once the space is spent, random search keeps proposing (repeats are all that is left).
-    assert len(make_strategy(spec).ask(history, 2)) == 2
+    assert len(ask(make_strategy(spec), history, 2)) == 2
 
 
 # ---- Bayesian ---------------------------------------------------------------------------------
@@ -347,14 +371,14 @@ def test_bayesian_learns_from_pruned_trials_partial_results() -> None:
     """With no finished trial at all, the trials that got furthest before being pruned mark the
     good region: TPE's proposals move there."""
     spec = make_spec("bayesian", seed=3, earlyStopping={"name": "asha"})
-    startup = make_strategy(spec).ask([], 30)
+    startup = ask(make_strategy(spec), [], 30)
     history = []
     for i, c in enumerate(startup):
         # Trials with a low learning rate survive three rungs, the others one epoch.
         deep = float(c["learning_rate"]) < 1e-4
         curve = [0.5, 0.6, 0.7] if deep else [0.5]
         history.append(record(i, c, TrialPhase.pruned, curve=curve))
-    proposals = make_strategy(spec).ask(history, 8)
+    proposals = ask(make_strategy(spec), history, 8)
 
     def log_lr(cs: list[Configuration]) -> float:
         return statistics.median(math.log10(float(c["learning_rate"])) for c in cs)
@@ -366,7 +390,7 @@ def test_bayesian_learns_from_pruned_trials_partial_results() -> None:
 
 def test_bayesian_maps_records_onto_optuna_states() -> None:
     spec = make_spec("bayesian", earlyStopping={"name": "asha"})
-    c = make_strategy(make_spec("random")).ask([], 1)[0]
+    c = ask(make_strategy(make_spec("random")), [], 1)[0]
     history = [
         record(0, c, TrialPhase.succeeded, value=0.8),
         record(1, c, TrialPhase.pruned, curve=[0.5, 0.55]),
@@ -402,7 +426,7 @@ def test_bayesian_compares_stopped_and_running_trials_where_enough_of_them_got()
     phase, so an early arrival that ran on is not ranked above better trials for its head start."""
     spec = make_spec("bayesian", earlyStopping={"name": "asha"})
     need = len(spec.parameters) + 1
-    c = make_strategy(make_spec("random")).ask([], 1)[0]
+    c = ask(make_strategy(make_spec("random")), [], 1)[0]
     history = [
         record(0, c, TrialPhase.succeeded, value=0.6, curve=[0.3, 0.4, 0.5, 0.6]),
         *[record(i, c, TrialPhase.pruned, curve=[0.5, 0.7 + i / 100]) for i in range(1, need)],

@@ -17,9 +17,10 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from bertsweep import contract
+import bertsweep.contract as contract
 from bertsweep.api import Dataset, Scalar, describe_validation_error
-from bertsweep_trainer.errors import Reason, TrialError
+from bertsweep.contract import Reason
+from bertsweep_trainer.errors import TrialError
 
 DEFAULT_SCRAPE_WAIT = 30.0  # a Prometheus scrape interval is typically 15 to 30 s
 DEFAULT_METRICS_ADDR = "0.0.0.0"

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertsweep.api import Dataset
-from bertsweep_trainer.errors import Reason, TrialError
+from bertsweep.contract import Reason
+from bertsweep_trainer.errors import TrialError
 from bertsweep_trainer.refs import resolve_data_file
 from bertsweep_trainer.tables import read_columns
 

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Iterable
 
-
-class Reason(StrEnum):
-    """Why a trial ended, as written to the result file's `reason` (CamelCase, like Kubernetes
-    reasons, so the operator can copy it into the BertTrial unchanged)."""
-
-    invalid_config = "InvalidConfig"  # arguments or BERTSWEEP_* environment
-    invalid_data = "InvalidData"  # files, columns, labels, splits
-    invalid_parameter = "InvalidParameter"  # a hyperparameter name or value
-    model_unavailable = "ModelUnavailable"  # a model reference that does not load
-    signal = "Signal"  # stopped by SIGTERM/SIGINT (a pruned trial)
-    crashed = "TrainerError"  # anything unexpected: a bug, out of memory, ...
+from bertsweep.contract import Reason
 
 
 class TrialError(Exception):
     """An expected failure: the trial's inputs are wrong. It ends the trial with exit code 1 and
-    a single-line message (no traceback: the message is the whole story for the user)."""
+    a single-line message (no traceback: the message is the whole story for the user).
 
-    def __init__(self, reason: Reason, message: str) -> None:
+    `faulty_parameters` names the parameters whose values caused it; left empty, the failure
+    does not depend on any value (an unknown name, the data, the model), and whoever watches
+    the sweep knows that every trial would fail the same way."""
+
+    def __init__(self, reason: Reason, message: str, faulty_parameters: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = one_line(message)
+        self.faulty_parameters = list(dict.fromkeys(faulty_parameters))
 
 
 def one_line(text: str) -> str:

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bertsweep.api import REPORTED_METRICS
+from bertsweep.contract import Reason, ResultStatus, TrialResult
 from bertsweep_trainer.config import TrialConfig, parse_config, result_file_from
 from bertsweep_trainer.data import load_task
-from bertsweep_trainer.errors import Reason, TrialError, one_line
+from bertsweep_trainer.errors import TrialError, one_line
 from bertsweep_trainer.metrics import TrialMetrics
 from bertsweep_trainer.params import model_override
 from bertsweep_trainer.refs import trial_model
-from bertsweep_trainer.result import Outcome, Status, write_result
+from bertsweep_trainer.result import write_result
 from bertsweep_trainer.signals import StopRequest
 
 log = logging.getLogger("bertsweep_trainer")
@@ -72,7 +73,7 @@ def run_trial(argv: Sequence[str] | None = None) -> int:
 
     outcome = _run(config, metrics, stop)
     stop.finishing = True  # from here on, a signal only cuts the wait for the last scrape
-    if outcome.status is not Status.failed:
+    if outcome.status is not ResultStatus.failed:
         metrics.set_progress(outcome.step, outcome.epoch)
         metrics.set_final(outcome.metrics)
     write_result(config.result_file, outcome)
@@ -86,10 +87,10 @@ def run_trial(argv: Sequence[str] | None = None) -> int:
     metrics.wait_for_scrape(config.scrape_wait, abandon=stop.abandon_wait.is_set)
     # No metrics.stop(): shutting the server down waits out its poll interval, and the exit
     # closes the socket anyway.
-    return 1 if outcome.status is Status.failed else 0
+    return 1 if outcome.status is ResultStatus.failed else 0
 
 
-def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Outcome:
+def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> TrialResult:
     try:
         task = load_task(config.dataset)
         model = trial_model(model_override(config.parameters), config.model)
@@ -99,11 +100,11 @@ def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Outco
 
         result = run_training(config, task, metrics, stop, model)
     except TrialError as error:
-        return _failure(error.reason, error.message)
+        return _failure(error.reason, error.message, error.faulty_parameters)
     except Exception as error:
         # A bug or a resource problem (out of memory, ...): the traceback is for whoever fixes it.
         traceback.print_exc()
-        return _failure(Reason.crashed, f"{type(error).__name__}: {error}")
+        return _failure(Reason.trainer_error, f"{type(error).__name__}: {error}")
 
     progress = result.progress
     last = progress.evaluations[-1].metrics if progress.evaluations else {}
@@ -111,25 +112,32 @@ def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Outco
         last = {**last, "train_loss": progress.train_loss}
     final = {m: last[m] for m in REPORTED_METRICS if m in last}
     if result.stopped:
-        return Outcome(
-            Status.stopped,
-            final,
-            progress.step,
-            progress.epoch,
-            Reason.signal.value,
-            f"stopped by {stop.signal_name or 'a signal'} at step {progress.step}",
+        return TrialResult(
+            status=ResultStatus.stopped,
+            metrics=final,
+            step=progress.step,
+            epoch=progress.epoch,
+            reason=Reason.signal,
+            message=f"stopped by {stop.signal_name or 'a signal'} at step {progress.step}",
         )
     missing = [m for m in REPORTED_METRICS if m not in final]
     if missing:  # only if the Trainer logged no loss at all: worth a line, not a failure
         log.warning("final metrics lack %s", ", ".join(missing))
-    return Outcome(Status.completed, final, progress.step, progress.epoch)
+    return TrialResult(
+        status=ResultStatus.completed, metrics=final, step=progress.step, epoch=progress.epoch
+    )
 
 
-def _failure(reason: Reason, message: str) -> Outcome:
+def _failure(reason: Reason, message: str, faulty: Sequence[str] = ()) -> TrialResult:
     message = one_line(message)
     # Expected failures get one line and no traceback: the message is the whole story.
     print(f"bertsweep-trainer: {reason.value}: {message}", file=sys.stderr, flush=True)
-    return Outcome(Status.failed, reason=reason.value, message=message)
+    return TrialResult(
+        status=ResultStatus.failed,
+        reason=reason,
+        message=message,
+        faulty_parameters=list(faulty),
+    )
 
 
 def _match_tokenizer_threads() -> None:

@@ -27,7 +27,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, RestrictedRegistry
 
-from bertsweep import contract
+import bertsweep.contract as contract
 
 log = logging.getLogger(__name__)
 

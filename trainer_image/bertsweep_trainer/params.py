@@ -17,22 +17,15 @@ import enum
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertsweep.api import Scalar
-from bertsweep_trainer.errors import Reason, TrialError
+from bertsweep.api import TRAINER_OWNED, Scalar
+from bertsweep.contract import Reason
+from bertsweep_trainer.errors import TrialError
 
 MODEL_PARAMETER = "model"
-# Fields the trainer owns: a parameter setting them would break the trial's contract.
-MANAGED = {
-    "output_dir": "the trainer writes to a temporary folder it removes at the end",
-    "num_labels": "the classes come from the dataset",
-    "id2label": "the classes come from the dataset",
-    "label2id": "the classes come from the dataset",
-    "problem_type": "the trainer fine-tunes single-label classifiers",
-}
 # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio); the API's
 # documentation and older sweeps still say warmup_ratio.
 ALIASES = {"warmup_ratio": "warmup_steps"}
@@ -46,10 +39,17 @@ class RoutedParameters:
     model: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     model_config: dict[str, Any] = field(default_factory=dict)
+    given_as: dict[str, str] = field(default_factory=dict)
+    """Names the sweep used where they differ from the field's (warmup_ratio)."""
+
+    def sweep_names(self, fields: Iterable[str]) -> list[str]:
+        """Field names as the sweep wrote them, for messages and blame."""
+        return [self.given_as.get(f, f) for f in fields]
 
 
-def _fail(message: str) -> TrialError:
-    return TrialError(Reason.invalid_parameter, message)
+def _fail(message: str, faulty: Iterable[str] = ()) -> TrialError:
+    """An invalid parameter; `faulty` names it when its value, not its name, is at fault."""
+    return TrialError(Reason.invalid_parameter, message, faulty)
 
 
 def model_override(parameters: Mapping[str, Scalar]) -> str | None:
@@ -58,7 +58,10 @@ def model_override(parameters: Mapping[str, Scalar]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise _fail(f"parameter 'model' must be a model reference (a string), got {value!r}")
+        raise _fail(
+            f"parameter 'model' must be a model reference (a string), got {value!r}",
+            [MODEL_PARAMETER],
+        )
     return value.strip()
 
 
@@ -77,13 +80,14 @@ def route_parameters(
     for name, value in parameters.items():
         if name == MODEL_PARAMETER:
             continue
-        if name in MANAGED:
-            raise _fail(f"parameter {name!r} cannot be set: {MANAGED[name]}")
+        if name in TRAINER_OWNED:
+            raise _fail(f"parameter {name!r} cannot be set: {TRAINER_OWNED[name]}")
         target = name
         if name not in training_fields and ALIASES.get(name) in training_fields:
             target = ALIASES[name]
             if target in parameters:
                 raise _fail(f"give {name!r} or {target!r}, not both")
+            routed.given_as[target] = name
         if target in training_fields:
             routed.training[target] = coerce(name, value, annotation_kinds(training_fields[target]))
         elif is_config_field(config, name):
@@ -193,7 +197,12 @@ def coerce(name: str, value: Scalar, kinds: set[str]) -> Scalar:
                 pass
             else:
                 return coerce(name, number, kinds)
-    raise _fail(f"parameter {name!r} must be {_describe(kinds)}, got {value!r}")
+    # A field no scalar can set fails whatever the value: its name is at fault, not the value.
+    settable = kinds & {"bool", "int", "float", "str"}
+    raise _fail(
+        f"parameter {name!r} must be {_describe(kinds)}, got {value!r}",
+        [name] if settable else [],
+    )
 
 
 def coerce_like(name: str, value: Scalar, current: Any) -> Any:
@@ -219,3 +228,19 @@ def _describe(kinds: set[str]) -> str:
     if not described:
         return "something a scalar cannot express (not settable from a sweep)"
     return " or ".join(described)
+
+
+def rejected_parameters(
+    build: Callable[[dict[str, Any]], object], given: dict[str, Any]
+) -> list[str]:
+    """Which of `given` a failing `build(given)` is to blame on: each parameter without which
+    it builds (leave one out: building TrainingArguments takes milliseconds). When none alone
+    is to blame (a combination), all of them are."""
+    blamed = []
+    for name in given:
+        try:
+            build({k: v for k, v in given.items() if k != name})
+        except (ValueError, TypeError):
+            continue
+        blamed.append(name)
+    return blamed or list(given)

@@ -8,9 +8,11 @@ distribution's metadata, not by importing it, so a data-only package needs no im
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import dataclass
 from pathlib import Path
 
-from bertsweep_trainer.errors import Reason, TrialError
+from bertsweep.contract import Reason
+from bertsweep_trainer.errors import TrialError
 
 PKG_PREFIX = "pkg:"
 
@@ -69,10 +71,30 @@ def resolve_model(ref: str) -> str:
     return str(path)
 
 
-def trial_model(override: str | None, default: str | None) -> tuple[str, str]:
-    """(reference, what from_pretrained gets) for a trial: the `model` parameter if given,
-    else the sweep's model. Cheap, so it is checked before torch is imported."""
+@dataclass(frozen=True)
+class ModelRef:
+    """The model a trial fine-tunes."""
+
+    reference: str
+    """As the sweep wrote it (for messages)."""
+    path: str
+    """What `from_pretrained` gets."""
+    faulty: tuple[str, ...]
+    """What a failure to load it is blamed on: the `model` parameter when the trial's own
+    value chose it, nothing when it is the sweep's model (every trial would fail)."""
+
+    def error(self, message: str) -> TrialError:
+        return TrialError(Reason.model_unavailable, message, self.faulty)
+
+
+def trial_model(override: str | None, default: str | None) -> ModelRef:
+    """The model of a trial: the `model` parameter if given, else the sweep's model. Cheap,
+    so it is checked before torch is imported."""
     reference = override or default
     if not reference:
         raise TrialError(Reason.invalid_config, "no model: set BERTSWEEP_MODEL or --model")
-    return reference, resolve_model(reference)
+    faulty = ("model",) if override else ()
+    try:
+        return ModelRef(reference, resolve_model(reference), faulty)
+    except TrialError as error:
+        raise TrialError(error.reason, error.message, faulty) from None

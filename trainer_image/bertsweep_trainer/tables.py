@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from bertsweep_trainer.errors import Reason, TrialError
+from bertsweep.contract import Reason
+from bertsweep_trainer.errors import TrialError
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json")
 COMPRESSIONS = (".gz", ".bz2")

@@ -25,13 +25,15 @@ from transformers import (
     TrainingArguments,
 )
 
+from bertsweep.contract import Reason
 from bertsweep_trainer.callbacks import EvaluationAborted, Progress, ReportingCallback
 from bertsweep_trainer.config import TrialConfig
 from bertsweep_trainer.data import TaskData
-from bertsweep_trainer.errors import Reason, TrialError, one_line
+from bertsweep_trainer.errors import TrialError, one_line
 from bertsweep_trainer.features import encode
 from bertsweep_trainer.metrics import TrialMetrics
-from bertsweep_trainer.params import RoutedParameters, route_parameters
+from bertsweep_trainer.params import RoutedParameters, rejected_parameters, route_parameters
+from bertsweep_trainer.refs import ModelRef
 from bertsweep_trainer.scores import compute_metrics
 from bertsweep_trainer.signals import StopRequest
 
@@ -51,16 +53,15 @@ def run_training(
     task: TaskData,
     metrics: TrialMetrics,
     stop: StopRequest,
-    model_ref: tuple[str, str],
+    model: ModelRef,
 ) -> TrainingResult:
-    """Train and evaluate; `model_ref` is (reference, path) from `refs.trial_model`."""
+    """Train and evaluate `model` (from `refs.trial_model`)."""
     # The trainer's own log lines say what matters; transformers' progress bars and load
     # reports would bury them in `kubectl logs`.
     transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
-    reference, model_path = model_ref
-    model_config = _load(AutoConfig.from_pretrained, model_path, reference, "config")
+    model_config = _load(AutoConfig.from_pretrained, model, "config")
     training_fields = {f.name: f.type for f in dataclasses.fields(TrainingArguments) if f.init}
     routed = route_parameters(config.parameters, training_fields, model_config)
     _configure_model(model_config, routed, task.labels)
@@ -70,18 +71,18 @@ def run_training(
         # Seeded before the model is built: the new classifier head's initial weights then
         # depend on the trial's seed and nothing else.
         transformers.set_seed(args.seed)
-        tokenizer = _load(AutoTokenizer.from_pretrained, model_path, reference, "tokenizer")
+        tokenizer = _load(AutoTokenizer.from_pretrained, model, "tokenizer")
         max_length = config.dataset.max_length
         train_set = encode(tokenizer, task.train, max_length)
         eval_set = encode(tokenizer, task.validation, max_length, by_length=True)
-        model = _load_model(model_path, reference, model_config, routed)
+        network = _load_model(model, model_config, routed)
         log.info(
             "model %s: %d layers, hidden %d, %.1fM parameters; %d train / %d validation "
             "examples; classes %s; %d CPU threads; device %s",
-            reference,
+            model.reference,
             model_config.num_hidden_layers,
             model_config.hidden_size,
-            sum(p.numel() for p in model.parameters()) / 1e6,
+            sum(p.numel() for p in network.parameters()) / 1e6,
             len(train_set),
             len(eval_set),
             ", ".join(task.labels),
@@ -90,7 +91,7 @@ def run_training(
         )
         reporting = ReportingCallback(metrics, stop, len(train_set))
         trainer = Trainer(
-            model=model,
+            model=network,
             args=args,
             # Pads each batch to its longest example; multiples of 8 suit GPU tensor cores.
             data_collator=DataCollatorWithPadding(
@@ -119,13 +120,12 @@ def run_training(
         return TrainingResult(reporting.progress, stopped=reporting.progress.cut_short)
 
 
-def _load(loader: Any, path: str, reference: str, what: str) -> Any:
+def _load(loader: Any, model: ModelRef, what: str) -> Any:
     try:
-        return loader(path)
+        return loader(model.path)
     except (OSError, ValueError) as error:
-        raise TrialError(
-            Reason.model_unavailable,
-            f"cannot load the {what} of model {reference!r}: {_first_line(error)}",
+        raise model.error(
+            f"cannot load the {what} of model {model.reference!r}: {_first_line(error)}"
         ) from None
 
 
@@ -176,14 +176,17 @@ def _training_arguments(routed: RoutedParameters, output_dir: str, train_size: i
         raise TrialError(
             Reason.invalid_parameter,
             f"TrainingArguments rejected the parameters: {_first_line(error)}",
+            routed.sweep_names(
+                rejected_parameters(lambda kept: TrainingArguments(**{**defaults, **kept}), given)
+            ),
         ) from None
 
 
-def _load_model(path: str, reference: str, config: Any, routed: RoutedParameters) -> Any:
+def _load_model(model: ModelRef, config: Any, routed: RoutedParameters) -> Any:
     dtype_keyword = "dtype" if _TRANSFORMERS_MAJOR >= 5 else "torch_dtype"
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            path,
+        network, info = AutoModelForSequenceClassification.from_pretrained(
+            model.path,
             config=config,
             # A changed width (hidden_size, intermediate_size) no longer fits the checkpoint's
             # tensors: those are initialised afresh instead of failing the trial.
@@ -197,16 +200,13 @@ def _load_model(path: str, reference: str, config: Any, routed: RoutedParameters
             raise TrialError(
                 Reason.invalid_parameter,
                 f"the model config rejects {sorted(routed.model_config)}: {_first_line(error)}",
+                routed.model_config,
             ) from None
-        raise TrialError(
-            Reason.model_unavailable, f"cannot load model {reference!r}: {_first_line(error)}"
-        ) from None
+        raise model.error(f"cannot load model {model.reference!r}: {_first_line(error)}") from None
     except OSError as error:
-        raise TrialError(
-            Reason.model_unavailable, f"cannot load model {reference!r}: {_first_line(error)}"
-        ) from None
+        raise model.error(f"cannot load model {model.reference!r}: {_first_line(error)}") from None
     _report_fresh_weights(info, routed)
-    return model
+    return network
 
 
 def _report_fresh_weights(info: dict[str, Any], routed: RoutedParameters) -> None:

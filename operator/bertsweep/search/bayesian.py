@@ -13,16 +13,11 @@ onto Optuna's trial states:
   while they run, which pushes parallel proposals apart instead of asking the same point four
   times.
 
-With early stopping most trials never finish, and ranking them by how far they got rewards the
-first trials to arrive at a rung (each goes on while it is the best there, for lack of
-competition) rather than the good ones.
-So, as BOHB does, trials are compared at one point of training, the fidelity: the furthest point
-that more trials have reached than there are parameters. Every trial that reached it (finished,
-stopped later or still running) is COMPLETE with its value there, projected along its recent rise
-as ASHA ranks a rung (`stopping.Curve.projected`; it made the proposals better in the search
-benchmark too); the others keep the states above, so a trial stopped early ranks below all of
-them. The model thus learns from the pruned trials' partial results, and from the running ones'
-as soon as they have some.
+With early stopping, trials are compared at one point of training, the fidelity (as BOHB
+does): the furthest point that more trials have reached than there are parameters. Every trial
+that reached it (finished, stopped later or still running) is COMPLETE with its projected value
+there (`stopping.Curve.projected`); the others keep the states above, so a trial stopped early
+ranks below all of them. Why: docs/early-stopping.md.
 
 Each proposal gets its own sampler seeded with (algorithm.seed, index of the trial it is for),
 so trial i's proposal is the same whether the planner asked for four trials at once or one by
@@ -53,12 +48,13 @@ from bertsweep.api import (
     ParameterType,
     Resource,
     Scale,
-    StoppingRule,
+    StoppingRuleName,
     SweepSpec,
     Trial,
     TrialPhase,
 )
-from bertsweep.search.base import Configuration, coerce, derive_seed, fits
+from bertsweep.search.base import Configuration
+from bertsweep.search.space import coerce, derive_seed, fits
 from bertsweep.stopping import Curve, objective_curve
 
 # Optuna announces every study it creates at INFO; an operator that builds one per reconcile
@@ -134,8 +130,8 @@ class BayesianStrategy:
             seed=derive_seed("bayesian", self._spec.algorithm.seed, index) % 2**32,
         )
 
-    def ask(self, history: Sequence[Trial], n: int) -> list[Configuration]:
-        if n <= 0:
+    def ask(self, history: Sequence[Trial], indices: Sequence[int]) -> list[Configuration]:
+        if not indices:
             return []
         with warnings.catch_warnings():
             # Optuna flags some sampler options as experimental; the flag is for humans who
@@ -143,8 +139,8 @@ class BayesianStrategy:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = self.study(history)
             proposals: list[Configuration] = []
-            for k in range(n):
-                study.sampler = self.sampler(len(history) + k)
+            for index in indices:
+                study.sampler = self.sampler(index)
                 # The asked trial stays RUNNING in the study, so the next one sees it.
                 asked = study.ask(self._distributions)
                 proposals.append(
@@ -169,7 +165,7 @@ class BayesianStrategy:
         """The point of training at which trials are compared (BOHB's budget): the furthest
         that enough of them have reached, one more than there are parameters. None without
         early stopping, and until that many trials have reported."""
-        if self._spec.early_stopping.name is StoppingRule.none:
+        if self._spec.early_stopping.name is StoppingRuleName.none:
             return None
         need = len(self._parameters) + 1
         reached = sorted((c.resources[-1] for c in curves if c.resources), reverse=True)

@@ -15,7 +15,8 @@ import math
 from collections.abc import Hashable, Iterator, Sequence
 
 from bertsweep.api import Parameter, ParameterType, Scalar, Scale, SweepSpec, Trial
-from bertsweep.search.base import Configuration, configuration_key
+from bertsweep.search.base import Configuration
+from bertsweep.search.space import configuration_key
 
 
 def _rounded(x: float) -> float:
@@ -73,9 +74,12 @@ class GridStrategy:
             values.reverse()
             yield {p.name: v for p, v in zip(self._parameters, values, strict=True)}
 
-    def ask(self, history: Sequence[Trial], n: int) -> list[Configuration]:
+    def ask(self, history: Sequence[Trial], indices: Sequence[int]) -> list[Configuration]:
+        """The first untried points in grid order: a grid's order is the manifest's, so the
+        indices only say how many."""
         taken: set[Hashable] = {configuration_key(self._parameters, t.parameters) for t in history}
         proposals: list[Configuration] = []
+        n = len(indices)
         if n <= 0:
             return proposals
         # Each point skipped is a distinct point of the history, so this walks at most

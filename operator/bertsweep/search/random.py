@@ -12,7 +12,8 @@ import random
 from collections.abc import Hashable, Sequence
 
 from bertsweep.api import Parameter, ParameterType, Scale, SweepSpec, Trial
-from bertsweep.search.base import Configuration, coerce, configuration_key, derive_seed
+from bertsweep.search.base import Configuration
+from bertsweep.search.space import coerce, configuration_key, derive_seed
 
 # Redraws allowed when a draw repeats a configuration already tried. Only small discrete
 # spaces ever repeat; a continuous space keeps its first draw, so there a proposal is a
@@ -61,13 +62,11 @@ class RandomStrategy:
                 break
         return configuration
 
-    def ask(self, history: Sequence[Trial], n: int) -> list[Configuration]:
+    def ask(self, history: Sequence[Trial], indices: Sequence[int]) -> list[Configuration]:
         taken = {configuration_key(self._parameters, t.parameters) for t in history}
-        # The planner names the k-th new trial len(history) + k; its proposal is keyed on that.
-        start = len(history)
         proposals: list[Configuration] = []
-        for k in range(max(n, 0)):
-            configuration = self.propose(start + k, taken)
+        for index in indices:
+            configuration = self.propose(index, taken)
             taken.add(configuration_key(self._parameters, configuration))
             proposals.append(configuration)
         return proposals

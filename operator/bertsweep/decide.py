@@ -1,0 +1,389 @@
+"""The cluster adapter's decision for one pass: what the pass observed -> the writes to make.
+
+`decide()` takes the BertSweep object, its BertTrial records (`observe.Records`), their pods
+and the metrics read, moves each trial on (`outcomes.advance`), asks the sweep policy
+(`planner.plan`) what to do, and returns a `Decision`: which records to update, which pods to
+delete or create, which trials to create, which Events to post, and the sweep's whole new
+status. The handlers read, call this, and carry it out; when the API server refuses a trial's
+record or pod, `refused()` amends the decision before its one status write. Pure: it imports
+neither kopf, kubernetes nor httpx, so every decision is unit tested with plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from bertsweep import names, pods
+from bertsweep.api import (
+    API_VERSION,
+    SWEEP_KIND,
+    TRIAL_KIND,
+    BertTrialSpec,
+    BertTrialStatus,
+    Condition,
+    ConditionType,
+    SweepPhase,
+    SweepSpec,
+    SweepStatus,
+    Trial,
+    TrialPhase,
+    trial_status,
+)
+from bertsweep.contract import Reason
+from bertsweep.events import (
+    SweepEvent,
+    find,
+    metrics_condition,
+    quota_condition,
+    spec_valid,
+    sweep_events,
+    trial_events,
+    unreadable_events,
+)
+from bertsweep.observe import MetricsReading, Records, read_status
+from bertsweep.outcomes import Outcome, Timeouts, advance, clip, end, pod_outcome
+from bertsweep.planner import Ending, plan, summarize
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+@dataclass(frozen=True)
+class TrialWrite:
+    """A trial record's new status; `name` says which record."""
+
+    name: str
+    status: BertTrialStatus
+
+
+@dataclass(frozen=True)
+class PodToCreate:
+    """The pod of a trial's current attempt, owned by the trial's record."""
+
+    trial: Trial
+    record_uid: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything one pass does, in the order it must be done: records before pods (a
+    restarted operator then finds every started trial recorded), the sweep's status last."""
+
+    status: SweepStatus
+    write_status: bool
+    trial_writes: list[TrialWrite] = field(default_factory=list)
+    delete_pods: list[str] = field(default_factory=list)
+    create_pods: list[PodToCreate] = field(default_factory=list)
+    """Pending trials without a pod (a pass that did not finish, a retry)."""
+    create_trials: list[Trial] = field(default_factory=list)
+    """New trials: record first, then its pod."""
+    events: list[SweepEvent] = field(default_factory=list)
+    ended: list[Trial] = field(default_factory=list)
+    """Trials that ended in this pass."""
+    trials: list[Trial] = field(default_factory=list)
+    """Every trial as this pass leaves it (new ones included), for `refused()`."""
+
+
+def decide(
+    sweep: Mapping[str, Any],
+    spec: SweepSpec,
+    records: Records,
+    trial_pods: Mapping[str, Mapping[str, Any]],
+    reading: MetricsReading | None,
+    now: datetime,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+) -> Decision:
+    """One pass: observe -> plan -> what to do. `trial_pods` maps trial names to the pods of
+    their current attempts (see `observe.owned_pods`); `reading` is None when no trial was
+    active."""
+    meta = sweep.get("metadata") or {}
+    name = str(meta.get("name"))
+    generation = meta.get("generation")
+    previous = read_status(sweep)
+    readable = records.readable
+    current_pods = {r.name: r.pod_name for r in readable if r.trial.phase.active}
+    observations = reading.observations(current_pods) if reading is not None else {}
+
+    trials: dict[str, Trial] = {}
+    outcomes: dict[str, Outcome] = {}
+    for record in readable:
+        pod = trial_pods.get(record.name)
+        outcome = pod_outcome(pod, now, timeouts) if pod is not None else None
+        if outcome is not None:
+            outcomes[record.name] = outcome
+        trials[record.name] = advance(
+            record.trial, outcome, observations.get(record.name), now, spec.max_retries
+        )
+
+    decision = plan(
+        name,
+        spec,
+        list(trials.values()),
+        now,
+        previous,
+        generation=generation if isinstance(generation, int) else None,
+        first_index=records.first_free_index,
+    )
+    for trial_name, why in decision.prune.items():
+        trials[trial_name] = end(trials[trial_name], TrialPhase.pruned, Reason.pruned, why, now)
+    for trial_name in decision.stop:
+        trials[trial_name] = end(
+            trials[trial_name],
+            TrialPhase.pruned,
+            Reason.sweep_ended,
+            "the sweep ended before this trial finished",
+            now,
+        )
+
+    delete_pods: list[str] = []
+    create_pods: list[PodToCreate] = []
+    writes: list[TrialWrite] = []
+    ended: list[Trial] = []
+    for record in readable:
+        trial = trials[record.name]
+        pod = trial_pods.get(record.name)
+        outcome = outcomes.get(record.name)
+        moved_on = trial.retries != record.trial.retries or not trial.phase.active
+        if pod is not None and moved_on:
+            # Pruned or stopped trials end by deleting their pod (SIGTERM, then the trainer
+            # exits cleanly); a pod that never started is deleted so it never does; a lost
+            # attempt's pod goes before the next attempt starts.
+            still_live = outcome is not None and (outcome.stuck or outcome.phase.active)
+            if still_live and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                delete_pods.append(record.pod_name)
+        current_pod = names.pod_name(record.name, trial.retries)
+        if trial.phase is TrialPhase.pending and (pod is None or moved_on):
+            create_pods.append(PodToCreate(trial, record.uid))
+        shown_pod = current_pod if trial.phase.active or pod else record.status.pod_name
+        new_status = trial_status(trial, spec.objective, shown_pod)
+        if new_status != record.status:
+            writes.append(TrialWrite(record.name, new_status))
+        if record.trial.phase.active and not trial.phase.active:
+            ended.append(trial)
+
+    metrics = (
+        metrics_condition(reading)
+        if reading is not None
+        else find(previous.conditions, ConditionType.metrics_available)
+    )
+    quota = find(previous.conditions, ConditionType.quota_available)
+    if quota is not None and quota.status == "False" and not create_pods:
+        # Every pending trial has its pod: whatever waited for quota got it.
+        quota = quota_condition([], None)
+    kept = [c for c in (metrics, quota) if c is not None]
+    status = decision.status.model_copy(
+        update={
+            "conditions": _carried(
+                [*decision.status.conditions, spec_valid(), *kept], previous, now
+            ),
+            "observed_generation": generation,
+        }
+    )
+
+    # A record that gets its pod now was created by a pass that died before announcing it;
+    # the Event's name is the same either way, so it is posted once.
+    announced = [*[p.trial for p in create_pods if p.trial.retries == 0], *decision.create]
+    events = trial_events(readable, trials, announced, spec)
+    events += unreadable_events(records.unreadable)
+    events += sweep_events(previous, status, spec, now)
+    return Decision(
+        status=status,
+        write_status=_wire(status) != _wire(previous),
+        trial_writes=writes,
+        delete_pods=delete_pods,
+        create_pods=create_pods,
+        create_trials=list(decision.create),
+        events=events,
+        ended=ended,
+        trials=[*trials.values(), *decision.create],
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused a trial's record or pod."""
+
+    trial: Trial
+    message: str
+    quota: bool
+    """403 exceeded quota: the pod waits and is asked for again. Anything else (422 invalid,
+    403 forbidden by admission) would be refused again: the sweep fails."""
+    recorded: bool = True
+    """The trial's record exists (it was its pod that was refused)."""
+
+
+def refused(
+    sweep: Mapping[str, Any],
+    spec: SweepSpec,
+    decision: Decision,
+    refusals: Sequence[Refusal],
+    now: datetime,
+) -> Decision:
+    """The decision amended by what the API server refused while it was carried out.
+
+    A refusal that will repeat fails its trial (PodRejected, a failure every trial shares:
+    the sweep fails with the API server's message, and an edited spec tries again). A quota
+    refusal leaves its trial Pending, to be asked for again on the next pass, and the
+    QuotaAvailable condition says that trial pods wait for quota."""
+    if not refusals:
+        return decision
+    previous = read_status(sweep)
+    final = [r for r in refusals if not r.quota]
+    waiting = [r for r in refusals if r.quota]
+    trials = {t.name: t for t in decision.trials}
+    writes = list(decision.trial_writes)
+    announced = sweep_events(previous, decision.status, spec, now)
+    events = [e for e in decision.events if e not in announced]
+    for refusal in final:
+        trial = refusal.trial
+        failed = trial.model_copy(
+            update={
+                "phase": TrialPhase.failed,
+                "reason": Reason.pod_rejected,
+                "message": clip(f"the API server refused the trial: {refusal.message}"),
+                "completion_time": now,
+            }
+        )
+        events.append(
+            SweepEvent(
+                f"{trial.name}.failed",
+                Reason.trial_failed,
+                f"{trial.name} failed: {failed.reason}: {failed.message}",
+                warning=True,
+            )
+        )
+        if refusal.recorded:
+            trials[trial.name] = failed
+            writes = [w for w in writes if w.name != trial.name]
+            pod = names.pod_name(trial.name, trial.retries)
+            writes.append(TrialWrite(trial.name, trial_status(failed, spec.objective, pod)))
+        else:
+            trials.pop(trial.name, None)
+    base = decision.status
+    if final:
+        ending = Ending(
+            SweepPhase.failed,
+            Reason.pod_rejected,
+            clip(
+                f"the API server refused {final[0].trial.name}: {final[0].message}; every "
+                "trial would be refused the same way (fix trialTemplate to go on)"
+            ),
+        )
+        base = summarize(spec, list(trials.values()), ending, now, previous)
+    phases = {p.value for p in SweepPhase}
+    own = (ConditionType.spec_valid, ConditionType.metrics_available)
+    conditions = [
+        *[c for c in base.conditions if c.type in phases],
+        *[c for c in decision.status.conditions if c.type in own],
+    ]
+    if waiting:
+        conditions.append(quota_condition([r.trial.name for r in waiting], waiting[0].message))
+    elif (quota := find(decision.status.conditions, ConditionType.quota_available)) is not None:
+        conditions.append(quota)
+    status = base.model_copy(
+        update={
+            "conditions": _carried(conditions, previous, now),
+            "observed_generation": decision.status.observed_generation,
+        }
+    )
+    events += sweep_events(previous, status, spec, now)
+    return replace(
+        decision,
+        status=status,
+        write_status=_wire(status) != _wire(previous),
+        trial_writes=writes,
+        events=events,
+    )
+
+
+def invalid_spec(sweep: Mapping[str, Any], message: str, now: datetime) -> Decision:
+    """What the schema could not reject (min > max, an objective the trainer does not report):
+    the sweep fails with the reason, once per generation; its trials are left as they are, so
+    a corrected spec continues the sweep."""
+    meta = sweep.get("metadata") or {}
+    previous = read_status(sweep)
+    message = clip(message.replace("\n", "; "))
+    kept = [c for c in previous.conditions if c.type == ConditionType.metrics_available]
+    conditions = [
+        Condition(
+            type=SweepPhase.failed.value, status="True", reason=Reason.invalid_spec, message=message
+        ),
+        Condition(
+            type=ConditionType.spec_valid,
+            status="False",
+            reason=Reason.invalid_spec,
+            message=message,
+        ),
+        *kept,
+    ]
+    status = previous.model_copy(
+        update={
+            "phase": SweepPhase.failed,
+            "conditions": _carried(conditions, previous, now),
+            "observed_generation": meta.get("generation"),
+            "start_time": previous.start_time or now,
+            "completion_time": previous.completion_time or now,
+        }
+    )
+    event = SweepEvent(
+        key=f"invalidspec.g{meta.get('generation')}",
+        reason=Reason.invalid_spec,
+        message=message,
+        warning=True,
+    )
+    return Decision(status=status, write_status=_wire(status) != _wire(previous), events=[event])
+
+
+def trial_manifest(sweep: Mapping[str, Any], trial: Trial) -> dict[str, Any]:
+    """A new BertTrial record, owned by its sweep (deleting the sweep deletes it, then its pod)."""
+    meta = sweep.get("metadata") or {}
+    sweep_name = str(meta.get("name"))
+    owner = pods.Owner(API_VERSION, SWEEP_KIND, sweep_name, str(meta.get("uid")))
+    return {
+        "apiVersion": API_VERSION,
+        "kind": TRIAL_KIND,
+        "metadata": {
+            "name": trial.name,
+            "namespace": meta.get("namespace"),
+            "labels": {pods.SWEEP_LABEL: names.sweep_label(sweep_name)},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": BertTrialSpec(
+            sweep=sweep_name,
+            index=trial.index,
+            parameters=trial.parameters,
+            generation=trial.generation,
+        ).wire(),
+    }
+
+
+def pod_manifest(
+    sweep: Mapping[str, Any], spec: SweepSpec, trial: Trial, record_uid: str
+) -> dict[str, Any]:
+    """The pod of a recorded trial's current attempt, owned by the record."""
+    meta = sweep.get("metadata") or {}
+    return pods.trial_pod(
+        str(meta.get("name")),
+        str(meta.get("namespace")),
+        spec,
+        trial,
+        pods.trial_owner(trial.name, record_uid),
+    )
+
+
+def status_body(status: SweepStatus | BertTrialStatus) -> dict[str, Any]:
+    """A status as written: every field, nulls included, so a replaced status holds nothing
+    stale."""
+    return status.model_dump(mode="json", by_alias=True)
+
+
+def _carried(
+    conditions: Sequence[Condition], previous: SweepStatus, now: datetime
+) -> list[Condition]:
+    return [c.carried_from(previous.conditions, now) for c in conditions]
+
+
+def _wire(status: SweepStatus) -> dict[str, Any]:
+    return status_body(status)

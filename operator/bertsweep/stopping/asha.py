@@ -1,0 +1,119 @@
+"""ASHA: asynchronous successive halving (Li et al., MLSys 2020), judged on arrival.
+
+Rungs sit at minResource * reductionFactor^k below maxResource. Of the n trials that reach a
+rung, at most n // reductionFactor go on, the best first. A trial is judged when it reaches a
+rung, against what the rung has recorded so far, its own value included (no GPU waits at a rung
+for a slot to open). It continues when it ranks within the top n // reductionFactor and either
+a promotion slot is free (fewer than n // reductionFactor went past the rung already) or it is
+the best there; a trial past its highest rung goes on only while it still ranks within that
+top share. Trials are ranked by their projected value (`Curve.projected`). Why each of these
+rules, with the figures that chose them: docs/early-stopping.md.
+
+Verdicts depend only on the records, so replaying the rule on the same records gives the same
+verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from bertsweep.api import Resource, SweepSpec, Trial
+from bertsweep.stopping.curves import SLACK, Curve, fmt, resource_unit
+
+
+class AshaRule:
+    """Asynchronous successive halving over the spec's rungs."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self._spec = spec
+
+    def verdicts(
+        self, trials: Sequence[Trial], curves: Mapping[str, Curve], running: Sequence[Trial]
+    ) -> dict[str, str]:
+        return _asha(self._spec, running, curves)
+
+
+def asha_max_resource(spec: SweepSpec) -> float | None:
+    """The most any trial trains, in the stopping resource: the spec's maxResource, else the
+    largest num_train_epochs the search allows when the resource is epochs."""
+    rule = spec.early_stopping
+    if rule.max_resource is not None:
+        return rule.max_resource
+    if rule.resource is Resource.epoch:
+        return spec.max_epochs()
+    return None
+
+
+def asha_rungs(spec: SweepSpec, up_to: float) -> list[float]:
+    """The rungs at or below `up_to` (and strictly below the maximum resource, where no
+    decision is left to take)."""
+    rule = spec.early_stopping
+    ceiling = asha_max_resource(spec)
+    rungs: list[float] = []
+    k = 0
+    while True:
+        r = rule.min_resource * rule.reduction_factor**k
+        if r > up_to + SLACK or (ceiling is not None and r >= ceiling - SLACK):
+            return rungs
+        rungs.append(r)
+        k += 1
+
+
+def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]) -> dict[str, str]:
+    objective = spec.objective
+    eta = spec.early_stopping.reduction_factor
+    verdicts: dict[str, str] = {}
+    # Every trial at a rung is ranked against the same record of it: gathered once per pass.
+    at_rung: dict[float, tuple[list[float], int]] = {}
+    for trial in running:
+        curve = curves[trial.name]
+        rungs = asha_rungs(spec, curve.resources[-1])
+        if not rungs:
+            continue
+        rung = rungs[-1]
+        at = curve.first_at(rung)
+        sitting = at == len(curve.resources) - 1  # else it went past: it holds a slot
+        score, since = curve.projected(at)
+        if rung not in at_rung:
+            at_rung[rung] = _recorded_at(curves.values(), rung)
+        recorded, promoted = at_rung[rung]
+        ahead = sum(objective.better(v, score) for v in recorded)
+        slots = len(recorded) // eta
+        if ahead < slots and (not sitting or ahead == 0 or promoted < slots):
+            continue
+        unit = resource_unit(spec)
+        where = (
+            f"{objective.metric} {fmt(curve.values[at])} at {unit} {fmt(curve.resources[at])} "
+            f"(rung {fmt(rung)})"
+        )
+        if since != at:
+            where += (
+                f", on course for {fmt(score)} ({fmt(curve.values[since])} at {unit} "
+                f"{fmt(curve.resources[since])})"
+            )
+        where += f", ranks {ahead + 1} of the {len(recorded)} trials that reached the rung" + (
+            "" if sitting else " now"
+        )
+        if ahead >= slots:
+            ranked = sorted(recorded, reverse=objective.goal.value == "maximize")
+            verdicts[trial.name] = f"{where}; only the top {slots} (1/{eta}) continue" + (
+                f", the last of them on course for {fmt(ranked[slots - 1])}" if slots else ""
+            )
+        else:
+            verdicts[trial.name] = (
+                f"{where}, but the rung's {slots} promotion slots (1/{eta} of its trials) are "
+                f"taken by those that went on before it, and it is not the best there"
+            )
+    return verdicts
+
+
+def _recorded_at(curves: Iterable[Curve], rung: float) -> tuple[list[float], int]:
+    """The projected values of the trials that reached a rung, and how many went past it."""
+    recorded: list[float] = []
+    promoted = 0
+    for curve in curves:
+        i = curve.first_at(rung)
+        if i < len(curve.resources):
+            recorded.append(curve.projected(i)[0])
+            promoted += i < len(curve.resources) - 1
+    return recorded, promoted

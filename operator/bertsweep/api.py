@@ -382,6 +382,19 @@ class Volume(Model):
     model_config = ConfigDict(extra="allow")
     name: Annotated[str, Field(min_length=1, max_length=63)]
 
+    @model_validator(mode="after")
+    def _one_source(self) -> Volume:
+        # The API server would take a volume without a source for an emptyDir, silently.
+        sources = sorted(self.model_extra or {})
+        if not sources:
+            raise ValueError(
+                f"volume {self.name!r} has no source: give one of persistentVolumeClaim, "
+                "configMap, secret, emptyDir, ..."
+            )
+        if len(sources) > 1:
+            raise ValueError(f"volume {self.name!r} has several sources: {', '.join(sources)}")
+        return self
+
 
 class VolumeMount(Model):
     """Where the trainer container sees a volume, as in a Pod spec."""

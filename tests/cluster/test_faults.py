@@ -79,28 +79,26 @@ def test_a_pod_the_api_server_refuses_fails_the_sweep_with_its_message(
     kubectl: Kubectl, operator: StartOperator, sweep_manifest: SweepManifest
 ) -> None:
     op = operator(BERTSWEEP_IDLE_INTERVAL_SECONDS="1")
-    # A volume without a source: the schema cannot say "exactly one source", the API server
-    # refuses the pod (422), and would refuse every trial's.
-    manifest = sweep_manifest("sourceless", maxTrials=3, parallelism=1, maxFailedTrials=3)
-    template = manifest["spec"]["trialTemplate"]
-    template["volumes"] = [{"name": "data"}]
-    template["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    # A toleration the schema cannot check (tolerations are free-form Pod fragments): the API
+    # server refuses the pod (422), and would refuse every trial's the same way.
+    manifest = sweep_manifest("refused", maxTrials=3, parallelism=1, maxFailedTrials=3)
+    manifest["spec"]["trialTemplate"]["tolerations"] = [{"key": "gpu", "operator": "Sometimes"}]
     kubectl.apply(manifest)
-    sweep = ended(kubectl, op, "sourceless")
+    sweep = ended(kubectl, op, "refused")
     assert sweep["status"]["phase"] == "Failed"
     failed = condition(sweep, "Failed")
     assert failed["reason"] == "PodRejected", failed
-    assert "must specify a volume type" in failed["message"], failed
-    (trial,) = kubectl.trials("sourceless")
+    assert "Unsupported value" in failed["message"] and "Sometimes" in failed["message"], failed
+    (trial,) = kubectl.trials("refused")
     assert (trial["status"]["phase"], trial["status"]["reason"]) == ("Failed", "PodRejected")
-    assert kubectl.pods("sourceless") == []
-    counted = reasons(kubectl, "sourceless")
+    assert kubectl.pods("refused") == []
+    counted = reasons(kubectl, "refused")
     assert counted["SweepFailed"] == 1 and counted["TrialFailed"] == 1, counted
     # Settled: no retry loop against the API server.
-    version = kubectl.sweep("sourceless")["metadata"]["resourceVersion"]
+    version = kubectl.sweep("refused")["metadata"]["resourceVersion"]
     settled = op.passes()
     wait_for("a few more passes", lambda: op.passes() >= settled + 3, timeout=60)
-    assert kubectl.sweep("sourceless")["metadata"]["resourceVersion"] == version
+    assert kubectl.sweep("refused")["metadata"]["resourceVersion"] == version
     healthy(op)
 
 
@@ -306,6 +304,11 @@ def test_host_path_volumes_are_refused_unless_the_operator_allows_them(
     manifest["spec"]["trialTemplate"]["volumeMounts"] = [{"name": "node", "mountPath": "/node"}]
     kubectl.apply(manifest)
     privileged = sweep_manifest("privileged", maxTrials=1)
+    # What the schema cannot say about a volume (it needs exactly one source), the operator
+    # says, rather than let the API server take it for an emptyDir.
+    sourceless = sweep_manifest("sourceless")
+    sourceless["spec"]["trialTemplate"]["volumes"] = [{"name": "data"}]
+    kubectl.apply(sourceless)
     privileged["spec"]["trialTemplate"]["hostPID"] = True
 
     sweep = ended(kubectl, op, "host-path")
@@ -314,10 +317,14 @@ def test_host_path_volumes_are_refused_unless_the_operator_allows_them(
     assert "spec.trialTemplate.volumes[0] (node)" in spec_valid["message"]
     assert "hostPath volumes are not allowed" in spec_valid["message"]
     assert kubectl.trials("host-path") == []
-    # What no operator allows is refused by the schema (unknown field) or the operator.
+    sweep = ended(kubectl, op, "sourceless")
+    assert (
+        "spec.trialTemplate.volumes[0]: volume 'data' has no source"
+        in (condition(sweep, "SpecValid")["message"])
+    )
+    assert kubectl.trials("sourceless") == []
+    # What no operator allows is not in the schema: kubectl refuses it, naming the field.
     done = kubectl.apply(privileged, check=False)
-    if done.returncode == 0:
-        sweep = ended(kubectl, op, "privileged")
-        assert "hostPID" in condition(sweep, "SpecValid")["message"]
-    assert kubectl.trials("privileged") == []
+    assert done.returncode != 0 and 'unknown field "hostPID"' in done.stderr, done.stderr
+    assert kubectl.sweep("privileged") is None
     healthy(op)

@@ -198,6 +198,16 @@ def test_bad_specs_get_a_message_naming_the_field(mutate: Any, expected: str) ->
             lambda s: s["trialTemplate"].update(volumes=[{"persistentVolumeClaim": {}}]),
             "spec.trialTemplate.volumes[0].name: Field required",
         ),
+        (
+            lambda s: s["trialTemplate"].update(volumes=[{"name": "data"}]),
+            "volume 'data' has no source",
+        ),
+        (
+            lambda s: s["trialTemplate"].update(
+                volumes=[{"name": "data", "emptyDir": {}, "configMap": {"name": "c"}}]
+            ),
+            "has several sources: configMap, emptyDir",
+        ),
         # No escalation through the template.
         (
             lambda s: s["trialTemplate"].update(securityContext={"privileged": True}),

@@ -105,6 +105,54 @@ def test_restricted_security_context_with_writable_scratch() -> None:
     assert pod["spec"]["automountServiceAccountToken"] is False
 
 
+# The `restricted` level of Pod Security Admission (kubernetes.io/docs/concepts/security/
+# pod-security-standards), as far as a pod spec shows it.
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
+}  # fmt: skip
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    spec_ = pod["spec"]
+    found = [k for k in ("hostNetwork", "hostPID", "hostIPC") if spec_.get(k)]
+    for volume in spec_.get("volumes", []):
+        found += [f"volume {k}" for k in volume if k != "name" and k not in RESTRICTED_VOLUMES]
+    pod_context = spec_.get("securityContext", {})
+    for c in spec_["containers"]:
+        context = c.get("securityContext", {})
+        if context.get("privileged"):
+            found.append("privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append("allowPrivilegeEscalation")
+        if context.get("capabilities", {}).get("drop") != ["ALL"]:
+            found.append("capabilities")
+        if not (context.get("runAsNonRoot") or pod_context.get("runAsNonRoot")):
+            found.append("runAsNonRoot")
+        if (context.get("runAsUser") or pod_context.get("runAsUser")) == 0:
+            found.append("runAsUser 0")
+        profile = context.get("seccompProfile") or pod_context.get("seccompProfile") or {}
+        if profile.get("type") not in ("RuntimeDefault", "Localhost"):
+            found.append("seccompProfile")
+        found += [f"hostPort {p}" for p in c.get("ports", []) if p.get("hostPort")]
+    return found
+
+
+def test_trial_pods_pass_the_restricted_pod_security_level() -> None:
+    pod = render(
+        volumes=[
+            {"name": "data", "persistentVolumeClaim": {"claimName": "rt-data"}},
+            {"name": "token", "secret": {"secretName": "hub-token"}},
+        ],
+        volumeMounts=[{"name": "data", "mountPath": "/data", "readOnly": True}],
+        serviceAccountName="trainer",
+    )
+    assert restricted_violations(pod) == []
+    # The checker is not blind: a hostPath volume, where the operator allows one, breaks it.
+    with_host = render(volumes=[{"name": "node", "hostPath": {"path": "/srv"}}])
+    assert restricted_violations(with_host) == ["volume hostPath"]
+
+
 def test_pod_runs_once_with_explicit_command_and_termination_message() -> None:
     pod = render(command=["python", "-m", "bertsweep_trainer"], args=["--verbose"])
     c = container(pod)

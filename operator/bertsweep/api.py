@@ -196,7 +196,12 @@ class Dataset(Model):
     train: Annotated[str, Field(min_length=1)]
     """Training data."""
     validation: str | None = None
-    """Evaluation data. When absent, `validationSplit` of `train` is held out instead."""
+    """Evaluation data, which the sweep chooses by. When absent, `validationSplit` of `train`
+    is held out instead."""
+    test: str | None = None
+    """Test data, never used to choose: the kept models are evaluated on it once, when the
+    sweep ends, and reported apart (`bestTrial.testMetrics`). Choosing the best of many trials
+    by the validation data flatters its score there; this one does not."""
     validation_split: Annotated[float, Field(gt=0, lt=1)] = 0.1
     """Fraction of `train` held out for evaluation when `validation` is absent. The split is
     a hash of each text, so every trial, every seed and every run sees the same one."""
@@ -276,6 +281,11 @@ class Objective(Model):
     def better(self, a: float, b: float) -> bool:
         """Whether value `a` is strictly better than `b` for this objective."""
         return a > b if self.goal is Goal.maximize else a < b
+
+    def rank_key(self, value: float, index: int) -> tuple[float, int]:
+        """Sorts trials best first, ties to the earlier trial: how the sweep ranks them
+        everywhere (its leaderboard, and which models the trials keep)."""
+        return (-value if self.goal is Goal.maximize else value, index)
 
 
 class AlgorithmName(StrEnum):
@@ -474,6 +484,14 @@ class TrialTemplate(Model):
                 raise ValueError(f"volumeMounts[{i}] mounts {mount.name!r}, which no volume is")
         return self
 
+    def mounts(self, path: str) -> bool:
+        """Whether `path` lies on a volume the trainer container mounts."""
+        parts = [p for p in path.split("/") if p]
+        return any(
+            parts[: len(m)] == m
+            for m in ([p for p in v.mount_path.split("/") if p] for v in self.volume_mounts)
+        )
+
     def host_path_volumes(self) -> list[str]:
         """Where the template reaches into the node's filesystem (hostPath volumes)."""
         return [
@@ -481,6 +499,22 @@ class TrialTemplate(Model):
             for i, v in enumerate(self.volumes)
             if "hostPath" in (v.model_extra or {})
         ]
+
+
+MAX_KEPT_MODELS = 10  # their test metrics travel in one termination message (4 KiB)
+
+
+class Output(Model):
+    """Where trials save the models they fine-tune, and how many of them the sweep keeps."""
+
+    path: str | None = None
+    """A folder on a volume the trial template mounts (a PVC) in a cluster; each finished trial
+    saves its model to PATH/TRIAL/ in Hugging Face's save_pretrained layout. Locally it
+    defaults to DIR/models/ of `bertsweep run`. Null in a cluster: no model is saved."""
+    keep: Annotated[int, Field(ge=0, le=MAX_KEPT_MODELS)] = 1
+    """How many of the best models to keep (by the objective); the others are removed as soon
+    as they can no longer be among the best, so at most keep + parallelism model folders ever
+    exist. 0: no model is saved."""
 
 
 class MetricsSource(Model):
@@ -519,6 +553,7 @@ class SweepSpec(Model):
     retried."""
     trial_template: TrialTemplate = Field(default_factory=TrialTemplate)
     metrics: MetricsSource = Field(default_factory=MetricsSource)
+    output: Output = Field(default_factory=Output)
 
     @field_validator("parameters")
     @classmethod
@@ -693,6 +728,10 @@ class Trial(Record):
     """For a failure, the parameters whose values caused it (empty: none did)."""
     retries: Annotated[int, Field(ge=0)] = 0
     """How many times the trial started again after the cluster lost it."""
+    model_path: str | None = None
+    """Where the trial saved its fine-tuned model (while the sweep keeps it)."""
+    test_metrics: dict[str, float] = Field(default_factory=dict)
+    """Its kept model's metrics on `dataset.test`, measured once the sweep ended."""
     start_time: datetime | None = None
     completion_time: datetime | None = None
 
@@ -717,6 +756,10 @@ class TrialSummary(Record):
     name: str
     parameters: dict[str, Scalar]
     metrics: dict[str, float]
+    model_path: str | None = None
+    """Where its fine-tuned model is, if the sweep keeps it."""
+    test_metrics: dict[str, float] = Field(default_factory=dict)
+    """Its model's metrics on `dataset.test` (never used to choose)."""
 
 
 class SweepPhase(StrEnum):
@@ -737,6 +780,7 @@ class ConditionType(StrEnum):
     spec_valid = "SpecValid"
     metrics_available = "MetricsAvailable"
     quota_available = "QuotaAvailable"
+    models_kept = "ModelsKept"
 
 
 class Condition(Record):
@@ -884,6 +928,10 @@ class BertTrialStatus(Record):
     """For a failure, the parameters whose values caused it (empty: none did)."""
     retries: int = 0
     """How many times the trial started again after the cluster lost it."""
+    model_path: str | None = None
+    """Where the trial saved its fine-tuned model."""
+    test_metrics: dict[str, float] = Field(default_factory=dict)
+    """Its kept model's metrics on `dataset.test`, measured once the sweep ended."""
     pod_name: str | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
@@ -902,6 +950,8 @@ def trial_from_parts(name: str, spec: BertTrialSpec, status: BertTrialStatus) ->
         message=status.message,
         faulty_parameters=status.faulty_parameters,
         retries=status.retries,
+        model_path=status.model_path,
+        test_metrics=status.test_metrics,
         start_time=status.start_time,
         completion_time=status.completion_time,
     )
@@ -917,6 +967,8 @@ def trial_status(trial: Trial, objective: Objective, pod_name: str | None) -> Be
         message=trial.message,
         faulty_parameters=trial.faulty_parameters,
         retries=trial.retries,
+        model_path=trial.model_path,
+        test_metrics=trial.test_metrics,
         pod_name=pod_name,
         start_time=trial.start_time,
         completion_time=trial.completion_time,

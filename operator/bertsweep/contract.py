@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from bertsweep.api import MINIMIZED_METRICS, REPORTED_METRICS, Report, SweepSpec, Trial
+from bertsweep.api import MINIMIZED_METRICS, REPORTED_METRICS, Objective, Report, SweepSpec, Trial
 
 __all__ = [
     "MINIMIZED_METRICS",
@@ -71,6 +71,9 @@ class Reason(StrEnum):
     prometheus_not_configured = "PrometheusNotConfigured"
     quota_available = "QuotaAvailable"
     quota_exceeded = "QuotaExceeded"
+    finalizing = "Finalizing"  # the sweep's kept models are being finalized
+    finalized = "Finalized"
+    finalize_failed = "FinalizeFailed"
     # Events.
     trial_created = "TrialCreated"
     trial_started = "TrialStarted"
@@ -120,6 +123,16 @@ ENV_METRICS_ADDR = "BERTSWEEP_METRICS_ADDR"  # host to bind /metrics on; default
 ENV_METRICS_PORT = "BERTSWEEP_METRICS_PORT"
 ENV_RESULT_FILE = "BERTSWEEP_RESULT_FILE"  # default /dev/termination-log
 ENV_SCRAPE_WAIT = "BERTSWEEP_SCRAPE_WAIT_SECONDS"  # how long to wait for a last scrape
+ENV_TRIAL_INDEX = "BERTSWEEP_TRIAL_INDEX"
+ENV_MODELS = "BERTSWEEP_MODELS"  # JSON of ModelStore: where to save the model, how many to keep
+ENV_TASK = "BERTSWEEP_TASK"  # train (a trial) | finalize (the sweep's kept models, at its end)
+ENV_KEPT = "BERTSWEEP_KEPT"  # finalize: JSON list of the trials whose models the sweep keeps
+TASK_TRAIN = "train"
+TASK_FINALIZE = "finalize"
+# The file beside each saved model that says whose it is and what it scored, so that every
+# trial can tell which models can no longer be among the best `keep` (no lock, no coordinator).
+MODEL_MARKER = "bertsweep-trial.json"
+PARTIAL_PREFIX = ".partial-"  # a model being written; renamed into place once whole
 DEFAULT_METRICS_PORT = 8000
 DEFAULT_RESULT_FILE = "/dev/termination-log"
 
@@ -154,6 +167,10 @@ class TrialResult(BaseModel):
     faulty_parameters: list[str] = []
     """For a failure: the parameters whose values caused it. Empty when it does not depend
     on any value (an unknown name, the data, the model): then every trial would share it."""
+    model_path: str | None = None
+    """Where the trial saved its model, if it was among the best `keep` when it finished."""
+    test_metrics: dict[str, dict[str, float]] = {}
+    """The finalize task's result: each kept trial's metrics on dataset.test."""
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -199,6 +216,13 @@ class TrialResult(BaseModel):
             document["message"] = message + "..."
             text = json.dumps(document, allow_nan=False)
         return text
+
+    @field_validator("test_metrics", mode="before")
+    @classmethod
+    def _finite_tables(cls, raw: Any) -> dict[str, dict[str, float]]:
+        if not isinstance(raw, dict):
+            return {}
+        return {str(k): cls._finite(v) for k, v in raw.items()}
 
     def last_report(self) -> Report | None:
         """The final values as the evaluation they were measured at, if the result says so."""
@@ -285,13 +309,58 @@ def parse_exposition(text: str) -> list[Sample]:
     ]
 
 
-def trial_environment(sweep: str, spec: SweepSpec, trial: Trial) -> dict[str, str]:
+class ModelStore(BaseModel):
+    """Where a sweep's trials save their models, and how many the sweep keeps.
+
+    A trial that finishes saves its model to ROOT/TRIAL/ (writing ROOT/.partial-TRIAL first,
+    then renaming it into place, with MODEL_MARKER beside the weights), unless `keep` better
+    models are there already; then it removes every model that ranks below the best `keep`
+    (by `Objective.rank_key`). Removing on what one trial sees is safe without a lock: models
+    another trial saves at the same moment can only push others further down."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: str
+    keep: int
+    objective: Objective
+
+
+def model_store(spec: SweepSpec, root: str | None) -> ModelStore | None:
+    """The sweep's model store, or None when it keeps no model (keep 0, or nowhere to save)."""
+    if root is None or spec.output.keep == 0:
+        return None
+    return ModelStore(root=root, keep=spec.output.keep, objective=spec.objective)
+
+
+def trial_environment(
+    sweep: str, spec: SweepSpec, trial: Trial, models: ModelStore | None = None
+) -> dict[str, str]:
     """The BERTSWEEP_* variables that tell the trainer what to run: the same for a pod and
     for a local process."""
-    return {
+    env = {
         ENV_SWEEP: sweep,
         ENV_TRIAL: trial.name,
+        ENV_TRIAL_INDEX: str(trial.index),
         ENV_MODEL: spec.model,
         ENV_DATASET: json.dumps(spec.dataset.wire()),
         ENV_PARAMETERS: json.dumps({**spec.fixed, **trial.parameters}),
+    }
+    if models is not None:
+        env[ENV_MODELS] = models.model_dump_json()
+    return env
+
+
+def finalize_environment(
+    sweep: str, spec: SweepSpec, models: ModelStore, kept: list[str]
+) -> dict[str, str]:
+    """The variables of the finalize task, run once a sweep has ended: remove every model but
+    those of `kept` (and what trials that died while saving left), then evaluate the kept ones
+    on dataset.test, if there is one."""
+    return {
+        ENV_TASK: TASK_FINALIZE,
+        ENV_SWEEP: sweep,
+        ENV_TRIAL: f"{sweep}-finalize",
+        ENV_DATASET: json.dumps(spec.dataset.wire()),
+        ENV_MODELS: models.model_dump_json(),
+        ENV_KEPT: json.dumps(kept),
     }

@@ -32,7 +32,7 @@ from bertsweep.api import (
     TrialPhase,
     trial_status,
 )
-from bertsweep.contract import Reason
+from bertsweep.contract import Reason, model_store
 from bertsweep.events import (
     SweepEvent,
     find,
@@ -82,6 +82,8 @@ class Decision:
     events: list[SweepEvent] = field(default_factory=list)
     ended: list[Trial] = field(default_factory=list)
     """Trials that ended in this pass."""
+    finalize: list[str] | None = None
+    """Start the finalize pod, keeping the models of these trials."""
     trials: list[Trial] = field(default_factory=list)
     """Every trial as this pass leaves it (new ones included), for `refused()`."""
 
@@ -94,10 +96,11 @@ def decide(
     reading: MetricsReading | None,
     now: datetime,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    finalize_pod: Mapping[str, Any] | None = None,
 ) -> Decision:
     """One pass: observe -> plan -> what to do. `trial_pods` maps trial names to the pods of
     their current attempts (see `observe.owned_pods`); `reading` is None when no trial was
-    active."""
+    active; `finalize_pod` is the sweep's finalize pod of this generation, if it exists."""
     meta = sweep.get("metadata") or {}
     name = str(meta.get("name"))
     generation = meta.get("generation")
@@ -137,6 +140,22 @@ def decide(
             now,
         )
 
+    finalizing = _finalization(
+        spec, decision.status, trials, previous, finalize_pod, generation, now, timeouts
+    )
+    if finalizing.trials:
+        trials.update(finalizing.trials)
+        # Again, now that the kept trials carry their test metrics.
+        decision = plan(
+            name,
+            spec,
+            list(trials.values()),
+            now,
+            previous,
+            generation=generation if isinstance(generation, int) else None,
+            first_index=records.first_free_index,
+        )
+
     delete_pods: list[str] = []
     create_pods: list[PodToCreate] = []
     writes: list[TrialWrite] = []
@@ -172,7 +191,7 @@ def decide(
     if quota is not None and quota.status == "False" and not create_pods:
         # Every pending trial has its pod: whatever waited for quota got it.
         quota = quota_condition([], None)
-    kept = [c for c in (metrics, quota) if c is not None]
+    kept = [c for c in (metrics, quota, finalizing.condition) if c is not None]
     status = decision.status.model_copy(
         update={
             "conditions": _carried(
@@ -198,6 +217,73 @@ def decide(
         events=events,
         ended=ended,
         trials=[*trials.values(), *decision.create],
+        finalize=finalizing.start,
+    )
+
+
+@dataclass(frozen=True)
+class _Finalizing:
+    condition: Condition | None = None
+    start: list[str] | None = None
+    trials: dict[str, Trial] = field(default_factory=dict)
+    """Trials whose models the finalize pod kept (with their test metrics) or removed."""
+
+
+def _finalization(
+    spec: SweepSpec,
+    status: SweepStatus,
+    trials: Mapping[str, Trial],
+    previous: SweepStatus,
+    pod: Mapping[str, Any] | None,
+    generation: Any,
+    now: datetime,
+    timeouts: Timeouts,
+) -> _Finalizing:
+    """Once a sweep that keeps models has ended with no trial left running: its finalize pod
+    keeps exactly the best `keep` models and measures them on dataset.test. The ModelsKept
+    condition says where that stands; a sweep is not settled while it is Finalizing."""
+    store = model_store(spec, spec.output.path)
+    if store is None or not status.phase.finished or any(t.phase.active for t in trials.values()):
+        return _Finalizing()
+    kept = [s.name for s in status.leaderboard[: store.keep] if s.model_path]
+    before = find(previous.conditions, ConditionType.models_kept)
+    what = f"the models of {', '.join(kept)}" if kept else "no model (no trial saved one)"
+    tested = " and measuring them on the test data" if spec.dataset.test else ""
+    if pod is None:
+        done = before is not None and before.reason != Reason.finalizing
+        if done and previous.observed_generation == generation:
+            return _Finalizing(condition=before)  # this generation's pod is gone: it is done
+        return _Finalizing(_models_kept(False, Reason.finalizing, f"keeping {what}{tested}"), kept)
+    outcome = pod_outcome(pod, now, timeouts)
+    if outcome.phase.active:
+        return _Finalizing(_models_kept(False, Reason.finalizing, f"keeping {what}{tested}"))
+    result = outcome.result
+    if outcome.phase is not TrialPhase.succeeded or result is None:
+        return _Finalizing(
+            _models_kept(False, Reason.finalize_failed, f"{outcome.reason}: {outcome.message}")
+        )
+    updated = {
+        name: trial.model_copy(
+            update={
+                "test_metrics": result.test_metrics.get(name, {}),
+                "model_path": trial.model_path if name in kept else None,
+            }
+        )
+        for name, trial in trials.items()
+        if trial.model_path or result.test_metrics.get(name)
+    }
+    measured = " and measured them on the test data" if result.test_metrics else ""
+    return _Finalizing(
+        _models_kept(True, Reason.finalized, f"kept {what}{measured}"), trials=updated
+    )
+
+
+def _models_kept(ok: bool, reason: str, message: str) -> Condition:
+    return Condition(
+        type=ConditionType.models_kept,
+        status="True" if ok else "False",
+        reason=reason,
+        message=clip(message),
     )
 
 

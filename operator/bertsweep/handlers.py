@@ -33,9 +33,11 @@ import prometheus_client
 from kubernetes.config import ConfigException
 from pydantic import ValidationError
 
-from bertsweep import decide, observe
+from bertsweep import decide, names, observe, pods
 from bertsweep.api import (
+    API_VERSION,
     GROUP,
+    SWEEP_KIND,
     VERSION,
     ManifestError,
     SweepPhase,
@@ -43,6 +45,7 @@ from bertsweep.api import (
     describe_validation_error,
     parse_spec,
 )
+from bertsweep.contract import model_store
 from bertsweep.kube import Conflict, ForeignObject, Kube, Refused
 from bertsweep.outcomes import Timeouts
 from bertsweep.pods import SWEEP_LABEL
@@ -126,21 +129,25 @@ class Operator:
                 now=now,
                 targets=observe.scrape_targets(readable, trial_pods),
             )
+        finalize_pod = None
+        if not active and model_store(spec, spec.output.path) is not None:
+            pod_name = names.finalize_pod_name(name, sweep["metadata"].get("generation"))
+            finalize_pod = self.kube.get_pod(namespace, pod_name)
+            if finalize_pod is not None and observe.controller_uid(finalize_pod) != sweep[
+                "metadata"
+            ].get("uid"):
+                finalize_pod = None  # an earlier sweep's of the same name
         # Decide, apply, write status once.
-        decision = decide.decide(sweep, spec, records, trial_pods, reading, now, self.timeouts)
+        decision = decide.decide(
+            sweep, spec, records, trial_pods, reading, now, self.timeouts, finalize_pod
+        )
         decision = self.apply(sweep, spec, decision, {r.name: r.body for r in readable})
         return PassResult(phase=decision.status.phase.value, settled=decision.status.phase.finished)
 
     def parse(self, raw: Any) -> SweepSpec:
         """The spec, and what this operator's policy allows beyond the schema."""
         spec = parse_spec(raw)
-        reaching = spec.trial_template.host_path_volumes()
-        if reaching and not self.allow_host_path:
-            raise ManifestError(
-                f"spec.trialTemplate.{reaching[0]}: hostPath volumes are not allowed by this "
-                "operator (they reach into the node's filesystem; a cluster admin can allow "
-                "them with BERTSWEEP_ALLOW_HOST_PATH, the chart's allowHostPath)"
-            )
+        pods.check_policy(spec, allow_host_path=self.allow_host_path)
         return spec
 
     def apply(
@@ -188,6 +195,18 @@ class Operator:
                     self.kube.replace_trial_status(
                         bodies[write.name], decide.status_body(write.status)
                     )
+        if spec is not None and decision.finalize is not None:
+            owner = pods.Owner(API_VERSION, SWEEP_KIND, sweep["metadata"]["name"], uid)
+            self.kube.create_pod(
+                pods.finalize_pod(
+                    sweep["metadata"]["name"],
+                    sweep["metadata"]["namespace"],
+                    spec,
+                    decision.finalize,
+                    owner,
+                    sweep["metadata"].get("generation"),
+                )
+            )
         for event in decision.events:
             log.log(
                 logging.WARNING if event.warning else logging.INFO,

@@ -55,13 +55,17 @@ def localize(spec: SweepSpec, base: Path) -> SweepSpec:
     def data_path(value: str) -> str:
         return value if value.startswith("pkg:") else str((base / value).resolve())
 
-    validation = spec.dataset.validation
+    validation, test = spec.dataset.validation, spec.dataset.test
     dataset = spec.dataset.model_copy(
         update={
             "train": data_path(spec.dataset.train),
             "validation": None if validation is None else data_path(validation),
+            "test": None if test is None else data_path(test),
         }
     )
+    output = spec.output
+    if output.path is not None:
+        output = output.model_copy(update={"path": str((base / output.path).resolve())})
     parameters = [
         p.model_copy(update={"values": [resolve_reference(str(v), base) for v in p.values or []]})
         if p.name == "model"
@@ -73,6 +77,7 @@ def localize(spec: SweepSpec, base: Path) -> SweepSpec:
             "model": resolve_reference(spec.model, base),
             "dataset": dataset,
             "parameters": parameters,
+            "output": output,
         }
     )
 
@@ -121,6 +126,7 @@ class LocalRunner:
                         {n: p.observation for n, p in self._processes.items()},
                     )
                     if self.status.phase.finished and not self._processes:
+                        self._finalize()
                         return self.status
                     time.sleep(POLL_SECONDS)
         finally:
@@ -179,7 +185,7 @@ class LocalRunner:
         env = {
             **os.environ,
             **{e.name: e.value for e in self.spec.trial_template.env if e.value is not None},
-            **contract.trial_environment(self.sweep, self.spec, trial),
+            **contract.trial_environment(self.sweep, self.spec, trial, self._models()),
             contract.ENV_METRICS_ADDR: "127.0.0.1",
             contract.ENV_METRICS_PORT: str(port),
             contract.ENV_RESULT_FILE: str(result_file),
@@ -199,6 +205,54 @@ class LocalRunner:
             update={"phase": TrialPhase.running, "start_time": _now()}
         )
         self.on_event(f"{trial.name} started: {format_parameters(trial.parameters)}")
+
+    def _models(self) -> contract.ModelStore | None:
+        """DIR/models/ unless the spec names a folder (made absolute by `localize`)."""
+        root = self.spec.output.path or str((self.output / "models").resolve())
+        return contract.model_store(self.spec, root)
+
+    def _finalize(self) -> None:
+        """Once every trial has ended: keep exactly the best models, and measure them on the
+        test data (the trainer's finalize task, as a process of its own)."""
+        models = self._models()
+        if models is None:
+            return
+        kept = [s.name for s in self.status.leaderboard[: models.keep] if s.model_path]
+        directory = self.output / "finalize"
+        directory.mkdir(parents=True, exist_ok=True)
+        result_file = directory / "result.json"
+        result_file.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            **{e.name: e.value for e in self.spec.trial_template.env if e.value is not None},
+            **contract.finalize_environment(self.sweep, self.spec, models, kept),
+            contract.ENV_METRICS_ADDR: "127.0.0.1",
+            contract.ENV_METRICS_PORT: "0",
+            contract.ENV_RESULT_FILE: str(result_file),
+            contract.ENV_SCRAPE_WAIT: "0",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        if self.spec.dataset.test:
+            self.on_event(f"evaluating the kept models on the test data: {', '.join(kept)}")
+        with (directory / "trainer.log").open("wb") as log:
+            code = subprocess.run(
+                self._command(), env=env, stdout=log, stderr=subprocess.STDOUT, check=False
+            ).returncode
+        result = TrialResult.parse(_read_text(result_file))
+        if code != 0 or result is None:
+            why = (result.message if result else None) or _tail(directory / "trainer.log")
+            self.on_event(f"finalizing the models failed (exit code {code}): {why}")
+        tested = result.test_metrics if result else {}
+        for name, trial in self.trials.items():
+            present = trial.model_path is not None and Path(trial.model_path).is_dir()
+            self.trials[name] = trial.model_copy(
+                update={
+                    "model_path": trial.model_path if present else None,
+                    "test_metrics": tested.get(name, {}),
+                }
+            )
+        # The status again, now that the kept trials carry their test metrics.
+        self.status = plan(self.sweep, self.spec, self._ordered(), _now(), self.status).status
 
     def _command(self) -> list[str]:
         template = self.spec.trial_template
@@ -236,25 +290,16 @@ class LocalRunner:
     # ---- report ------------------------------------------------------------------------------
 
     def result(self) -> dict[str, Any]:
-        """result.json: the same shape as a BertSweep's status, plus every trial."""
+        """result.json: the sweep's spec (as run), the same status a BertSweep carries, and
+        every trial's whole record."""
         best = self.status.best_trial
         return {
             "sweep": self.sweep,
             "phase": self.status.phase.value,
             "bestTrial": best.wire() if best else None,
+            "spec": self.spec.wire(),
             "status": self.status.wire(),
-            "trials": [
-                {
-                    "name": t.name,
-                    "parameters": t.parameters,
-                    "phase": t.phase.value,
-                    "metrics": t.metrics,
-                    "reason": t.reason,
-                    "message": t.message,
-                    "reports": [r.wire() for r in t.reports],
-                }
-                for t in self._ordered()
-            ],
+            "trials": [t.model_dump(mode="json", by_alias=True) for t in self._ordered()],
         }
 
     def write_result(self) -> Path:

@@ -44,3 +44,9 @@ def pod_name(trial: str, retries: int = 0) -> str:
     that start it again after the cluster lost it (each attempt a pod of its own, so a
     terminating pod of the last attempt never stands in the way of the next)."""
     return trial if retries == 0 else f"{trial}-r{retries}"
+
+
+def finalize_pod_name(sweep: str, generation: int | None) -> str:
+    """The pod that finalizes the models of a sweep's generation (once per generation: an
+    edited spec that runs more trials is finalized again)."""
+    return _fit(sweep, f"-finalize-g{generation or 0}", sweep)

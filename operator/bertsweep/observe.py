@@ -26,6 +26,7 @@ from bertsweep.api import (
     Trial,
     trial_from_parts,
 )
+from bertsweep.contract import Reason
 from bertsweep.outcomes import parse_time
 
 # Pods created up to this long before a trial record are still its own (clock skew between the
@@ -159,6 +160,10 @@ def is_settled(sweep: Mapping[str, Any]) -> bool:
     for condition in status.get("conditions") or []:
         if condition.get("type") == ConditionType.spec_valid and condition.get("status") == "False":
             return True
+        if condition.get("type") == ConditionType.models_kept and condition.get("reason") == (
+            Reason.finalizing
+        ):
+            return False  # its finalize pod is still to be read
     counts = status.get("trials") or {}
     return status.get("phase") in (SweepPhase.succeeded.value, SweepPhase.failed.value) and not (
         counts.get("pending") or counts.get("running")

@@ -291,6 +291,7 @@ def finish(trial: Trial, outcome: Outcome, now: datetime) -> Trial:
             "reason": outcome.reason,
             "message": outcome.message,
             "faulty_parameters": list(result.faulty_parameters) if result else [],
+            "model_path": result.model_path if result else None,
             "start_time": trial.start_time or outcome.started or outcome.finished or now,
             "completion_time": outcome.finished or now,
         }

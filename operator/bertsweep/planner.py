@@ -179,8 +179,7 @@ def rank(spec: SweepSpec, trials: Sequence[Trial]) -> list[tuple[float, Trial]]:
         for t in trials
         if t.phase is TrialPhase.succeeded and (value := t.objective(spec.objective)) is not None
     ]
-    sign = -1.0 if spec.objective.goal.value == "maximize" else 1.0
-    return sorted(scored, key=lambda vt: (sign * vt[0], vt[1].index))
+    return sorted(scored, key=lambda vt: spec.objective.rank_key(vt[0], vt[1].index))
 
 
 def summarize(
@@ -202,8 +201,15 @@ def summarize(
     )
     ranked = rank(spec, trials)
     leaderboard = [
-        TrialSummary(name=t.name, parameters=t.parameters, metrics=t.metrics)
-        for _, t in ranked[:LEADERBOARD_SIZE]
+        TrialSummary(
+            name=t.name,
+            parameters=t.parameters,
+            metrics=t.metrics,
+            # The trials keep the models of the best `keep`: the others have been removed.
+            model_path=t.model_path if rank < spec.output.keep else None,
+            test_metrics=t.test_metrics,
+        )
+        for rank, (_, t) in enumerate(ranked[:LEADERBOARD_SIZE])
     ]
     if ending is not None:
         phase = ending.phase

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bertsweep import contract, names
-from bertsweep.api import API_VERSION, TRIAL_KIND, ResourceRequirements, SweepSpec, Trial
+from bertsweep.api import (
+    API_VERSION,
+    TRIAL_KIND,
+    ManifestError,
+    ResourceRequirements,
+    SweepSpec,
+    Trial,
+)
 
 CONTAINER = "trainer"
 METRICS_PORT_NAME = "metrics"
@@ -23,6 +30,7 @@ TERMINATION_LOG = contract.DEFAULT_RESULT_FILE  # /dev/termination-log
 # The label names the operator selects on; also target labels in Prometheus (sweep and trial).
 SWEEP_LABEL = "bertsweep"
 TRIAL_LABEL = "trial"
+TASK_LABEL = "bertsweep-task"  # on the pods that are not trials (the finalize pod)
 # A non-root identity the trainer image has no reason to need more than.
 RUN_AS_USER = 1000
 # With a read-only root filesystem, everything that writes (Python, Hugging Face, tokenizers,
@@ -47,8 +55,30 @@ OWNED_ENV = frozenset(
         contract.ENV_METRICS_ADDR,
         contract.ENV_METRICS_PORT,
         contract.ENV_RESULT_FILE,
+        contract.ENV_TRIAL_INDEX,
+        contract.ENV_MODELS,
+        contract.ENV_TASK,
+        contract.ENV_KEPT,
     }
 )
+
+
+def check_policy(spec: SweepSpec, allow_host_path: bool) -> None:
+    """What an operator refuses beyond the schema, naming the field (ManifestError): hostPath
+    volumes unless it allows them, and models saved where no volume keeps them."""
+    reaching = spec.trial_template.host_path_volumes()
+    if reaching and not allow_host_path:
+        raise ManifestError(
+            f"spec.trialTemplate.{reaching[0]}: hostPath volumes are not allowed by this "
+            "operator (they reach into the node's filesystem; a cluster admin can allow them "
+            "with BERTSWEEP_ALLOW_HOST_PATH, the chart's allowHostPath)"
+        )
+    path = spec.output.path
+    if path is not None and spec.output.keep and not spec.trial_template.mounts(path):
+        raise ManifestError(
+            f"spec.output.path: {path} is on no volume the trial template mounts "
+            "(trialTemplate.volumeMounts): the models would vanish with each trial's pod"
+        )
 
 
 @dataclass(frozen=True)
@@ -93,16 +123,71 @@ def trial_pod(
     metrics_port: int = contract.DEFAULT_METRICS_PORT,
 ) -> dict[str, Any]:
     """The Pod that runs `trial`, owned by `owner` (its BertTrial record)."""
-    template = spec.trial_template
-    labels = {**template.labels, **trial_labels(sweep, trial.name)}
-    annotations = {
-        **template.annotations,
-        # For Prometheus setups that discover pods by annotation; the devcluster and the chart's
-        # PodMonitor select the port named `metrics` instead.
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(metrics_port),
-        "prometheus.io/path": "/metrics",
+    models = contract.model_store(spec, spec.output.path)
+    return _pod(
+        names.pod_name(trial.name, trial.retries),
+        namespace,
+        spec,
+        {**spec.trial_template.labels, **trial_labels(sweep, trial.name)},
+        {
+            # For Prometheus setups that discover pods by annotation; the devcluster and the
+            # chart's PodMonitor select the port named `metrics` instead.
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(metrics_port),
+            "prometheus.io/path": "/metrics",
+        },
+        contract.trial_environment(sweep, spec, trial, models),
+        owner,
+        metrics_port,
+    )
+
+
+def finalize_pod(
+    sweep: str,
+    namespace: str,
+    spec: SweepSpec,
+    kept: list[str],
+    owner: Owner,
+    generation: int | None,
+) -> dict[str, Any]:
+    """The Pod that finalizes a sweep's models once it has ended (the trainer's finalize task:
+    keep exactly `kept`, measure them on dataset.test), from the same trial template, so that
+    it mounts the volume the models are on. Owned by the sweep."""
+    models = contract.model_store(spec, spec.output.path)
+    assert models is not None, "a sweep that keeps no model has nothing to finalize"
+    return _pod(
+        names.finalize_pod_name(sweep, generation),
+        namespace,
+        spec,
+        {**spec.trial_template.labels, **finalize_labels(sweep)},
+        {"prometheus.io/scrape": "false"},
+        contract.finalize_environment(sweep, spec, models, kept),
+        owner,
+        contract.DEFAULT_METRICS_PORT,
+    )
+
+
+def finalize_labels(sweep: str) -> dict[str, str]:
+    return {
+        SWEEP_LABEL: names.sweep_label(sweep),
+        TASK_LABEL: contract.TASK_FINALIZE,
+        "app.kubernetes.io/name": "bertsweep-finalize",
+        "app.kubernetes.io/managed-by": "bertsweep-operator",
     }
+
+
+def _pod(
+    name: str,
+    namespace: str,
+    spec: SweepSpec,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    owned_env: dict[str, str],
+    owner: Owner,
+    metrics_port: int,
+) -> dict[str, Any]:
+    template = spec.trial_template
+    annotations = {**template.annotations, **annotations}
     mounts = [m.wire() for m in template.volume_mounts]
     volumes = [v.wire() for v in template.volumes]
     if not any(m.get("mountPath") == SCRATCH_PATH for m in mounts):
@@ -116,7 +201,7 @@ def trial_pod(
         # entrypoint is.
         "command": list(template.command),
         "args": list(template.args),
-        "env": trial_env(sweep, spec, trial, metrics_port),
+        "env": container_env(spec, owned_env, metrics_port),
         "ports": [{"name": METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"}],
         "resources": {k: v for k, v in template.resources.wire().items() if v},
         "volumeMounts": mounts,
@@ -169,7 +254,7 @@ def trial_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": names.pod_name(trial.name, trial.retries),
+            "name": name,
             "namespace": namespace,
             "labels": labels,
             "annotations": annotations,
@@ -179,9 +264,12 @@ def trial_pod(
     }
 
 
-def trial_env(sweep: str, spec: SweepSpec, trial: Trial, metrics_port: int) -> list[dict[str, Any]]:
+def container_env(
+    spec: SweepSpec, owned: dict[str, str], metrics_port: int
+) -> list[dict[str, Any]]:
     """The container's environment: the template's, writable cache locations, thread counts
-    that match the CPU the pod gets, then the operator's BERTSWEEP_* (which always win)."""
+    that match the CPU the pod gets, then the operator's BERTSWEEP_* (`owned`, which always
+    win)."""
     template = spec.trial_template
     user = [e.wire() for e in template.env if e.name not in OWNED_ENV]
     named = {str(e["name"]) for e in user}
@@ -192,7 +280,6 @@ def trial_env(sweep: str, spec: SweepSpec, trial: Trial, metrics_port: int) -> l
         # oversubscribed threads make every trial on the node slower.
         defaults |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env = user + [{"name": k, "value": v} for k, v in defaults.items() if k not in named]
-    owned = contract.trial_environment(sweep, spec, trial)
     env += [{"name": k, "value": v} for k, v in owned.items()]
     env += [
         # Bind /metrics on the pod's own address (what Prometheus scrapes).

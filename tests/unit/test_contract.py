@@ -37,6 +37,8 @@ def test_result_file_stays_under_the_limit() -> None:
         "reason": None,
         "message": None,
         "faultyParameters": [],
+        "modelPath": None,
+        "testMetrics": {},
     }
 
 

@@ -343,6 +343,99 @@ def test_an_unreadable_record_is_announced_and_kept_out_of_the_way() -> None:
     assert warning.reason == "TrialUnreadable" and "s-0000" in warning.message
 
 
+# ---- the models a sweep keeps --------------------------------------------------------------
+
+
+def keeping_sweep() -> Any:
+    sweep = sweep_obj(
+        maxTrials=2,
+        output={"path": "/models/s", "keep": 1},
+        dataset={"train": "t.csv", "test": "test.csv"},
+        trialTemplate={
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "m"}}],
+            "volumeMounts": [{"name": "models", "mountPath": "/models"}],
+        },
+    )
+    return sweep
+
+
+def finished(index: int, accuracy: float) -> Any:
+    return trial_obj(
+        index,
+        {
+            "phase": "Succeeded",
+            "reason": "Completed",
+            "metrics": {"eval_accuracy": accuracy},
+            "objective": accuracy,
+            "modelPath": f"/models/s/s-{index:04d}",
+        },
+    )
+
+
+def test_an_ended_sweep_that_keeps_models_finalizes_them_once() -> None:
+    sweep = keeping_sweep()
+    spec = spec_of(sweep)
+    records = owned_records(sweep, [finished(0, 0.7), finished(1, 0.8)])
+    d = decide(sweep, spec, records, {}, None, NOW)
+    assert d.status.phase is SweepPhase.succeeded
+    assert d.finalize == ["s-0001"], "the best `keep`, to keep and to test"
+    kept = next(c for c in d.status.conditions if c.type == ConditionType.models_kept)
+    assert (kept.status, kept.reason) == ("False", "Finalizing")
+    sweep["status"] = status_body(d.status)
+    assert not is_settled(sweep), "a finalizing sweep is looked at again"
+
+    running = pod(name="s-finalize-g1", owner=SWEEP_UID)
+    again = decide(sweep, spec, records, {}, None, NOW, finalize_pod=running)
+    assert again.finalize is None and not again.trial_writes
+
+    message = result(testMetrics={"s-0001": {"test_accuracy": 0.75, "test_loss": 0.5}})
+    done = pod(
+        "Succeeded",
+        name="s-finalize-g1",
+        owner=SWEEP_UID,
+        terminated={"exitCode": 0, "message": message},
+    )
+    last = decide(sweep, spec, records, {}, None, NOW, finalize_pod=done)
+    assert last.status.best_trial is not None
+    assert last.status.best_trial.test_metrics == {"test_accuracy": 0.75, "test_loss": 0.5}
+    assert last.status.best_trial.model_path == "/models/s/s-0001"
+    writes = {w.name: w.status for w in last.trial_writes}
+    assert writes["s-0001"].test_metrics["test_accuracy"] == 0.75
+    assert writes["s-0000"].model_path is None, "its model was removed"
+    kept = next(c for c in last.status.conditions if c.type == ConditionType.models_kept)
+    assert (kept.status, kept.reason) == ("True", "Finalized")
+    sweep["status"] = status_body(last.status)
+    assert is_settled(sweep)
+
+
+def test_a_failed_finalize_says_so_and_settles() -> None:
+    sweep = keeping_sweep()
+    records = owned_records(sweep, [finished(0, 0.7), finished(1, 0.8)])
+    failed = pod(
+        "Failed",
+        name="s-finalize-g1",
+        owner=SWEEP_UID,
+        terminated={
+            "exitCode": 1,
+            "message": result("failed", reason="ModelUnavailable", message="no saved model"),
+        },
+    )
+    d = decide(sweep, spec_of(sweep), records, {}, None, NOW, finalize_pod=failed)
+    kept = next(c for c in d.status.conditions if c.type == ConditionType.models_kept)
+    assert (kept.status, kept.reason) == ("False", "FinalizeFailed")
+    assert "no saved model" in kept.message and d.finalize is None
+    sweep["status"] = status_body(d.status)
+    assert is_settled(sweep), "no retry loop"
+
+
+def test_a_sweep_that_keeps_no_model_has_nothing_to_finalize() -> None:
+    sweep = sweep_obj(maxTrials=2)
+    records = owned_records(sweep, [finished(0, 0.7), finished(1, 0.8)])
+    d = decide(sweep, spec_of(sweep), records, {}, None, NOW)
+    assert d.finalize is None
+    assert ConditionType.models_kept not in {c.type for c in d.status.conditions}
+
+
 # ---- restart safety: whole passes over an in-memory cluster, killed anywhere ------------------
 
 

@@ -261,3 +261,25 @@ def test_cpu_threads(resources: dict[str, Any], threads: int | None) -> None:
 def test_owner_reference_shape() -> None:
     ref = Owner("tuning.bertsweep.io/v1alpha1", "BertSweep", "rt", "u").reference()
     assert ref["controller"] is True and ref["kind"] == "BertSweep" and ref["uid"] == "u"
+
+
+def test_the_operators_policy_refuses_host_paths_and_models_on_no_volume() -> None:
+    from bertsweep.api import ManifestError
+    from bertsweep.pods import check_policy
+
+    host = spec(volumes=[{"name": "node", "hostPath": {"path": "/srv"}}])
+    with pytest.raises(ManifestError, match=r"spec.trialTemplate.volumes\[0\] \(node\)"):
+        check_policy(host, allow_host_path=False)
+    check_policy(host, allow_host_path=True)
+
+    def keeping(path: str, mount: str) -> SweepSpec:
+        base = spec(
+            volumes=[{"name": "m", "persistentVolumeClaim": {"claimName": "c"}}],
+            volumeMounts=[{"name": "m", "mountPath": mount}],
+        )
+        return base.model_copy(update={"output": base.output.model_copy(update={"path": path})})
+
+    check_policy(keeping("/models/rt", "/models"), allow_host_path=False)
+    check_policy(keeping("/models/rt", "/models/"), allow_host_path=False)
+    with pytest.raises(ManifestError, match=r"spec\.output\.path: /modelsx/rt is on no volume"):
+        check_policy(keeping("/modelsx/rt", "/models"), allow_host_path=False)

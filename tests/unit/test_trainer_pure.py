@@ -294,5 +294,53 @@ def test_configuration_from_environment_and_arguments() -> None:
         parse_config([], {"BERTSWEEP_DATASET": '{"train": "t", "maxLength": 1}'})
     with pytest.raises(TrialError, match="no dataset"):
         parse_config([], {})
-    with pytest.raises(TrialError, match="unrecognized arguments"):
+    with pytest.raises(TrialError, match="--nope needs a value"):
         parse_config(["--nope"], env)
+    with pytest.raises(TrialError, match="unrecognized argument 'stray'"):
+        parse_config(["stray"], env)
+
+
+def test_hyperparameters_as_flags_as_bertsweep_best_prints_them() -> None:
+    env = {"BERTSWEEP_DATASET": '{"train": "t.csv"}', "BERTSWEEP_PARAMETERS": '{"seed": 1}'}
+    argv = [
+        "--model", "pkg:x/y",
+        "--learning_rate", "3e-05",
+        "--per_device_train_batch_size=32",
+        "--fp16", "true",
+        "--lr_scheduler_type", "cosine",
+        "--num-hidden-layers", "2",
+        "--seed", "7",
+    ]  # fmt: skip
+    config = parse_config(argv, env)
+    assert config.model == "pkg:x/y"
+    assert config.parameters == {
+        "seed": 7,  # the flag wins over --parameters
+        "learning_rate": 3e-05,
+        "per_device_train_batch_size": 32,
+        "fp16": True,
+        "lr_scheduler_type": "cosine",
+        "num_hidden_layers": 2,
+    }
+    # An option of ours is never taken for an abbreviation of a hyperparameter, or back.
+    assert parse_config(["--ind", "3"], env).parameters == {"seed": 1, "ind": 3}
+
+
+def test_the_models_store_and_the_finalize_task_come_from_the_environment() -> None:
+    env = {
+        "BERTSWEEP_DATASET": '{"train": "t.csv", "test": "test.csv"}',
+        "BERTSWEEP_TRIAL_INDEX": "4",
+        "BERTSWEEP_MODELS": json.dumps(
+            {"root": "/m", "keep": 2, "objective": {"metric": "eval_f1", "goal": "maximize"}}
+        ),
+        "BERTSWEEP_TASK": "finalize",
+        "BERTSWEEP_KEPT": '["s-0004", "s-0001"]',
+    }
+    config = parse_config([], env)
+    assert config.index == 4 and config.task == "finalize"
+    assert config.models is not None and config.models.keep == 2
+    assert config.models.objective.metric == "eval_f1"
+    assert config.kept == ("s-0004", "s-0001")
+    with pytest.raises(TrialError, match="unknown task"):
+        parse_config([], {**env, "BERTSWEEP_TASK": "dance"})
+    with pytest.raises(TrialError, match="models"):
+        parse_config([], {**env, "BERTSWEEP_MODELS": '{"root": "/m"}'})

@@ -1,7 +1,9 @@
 """The trial's configuration: command-line arguments, each defaulting to its BERTSWEEP_* variable.
 
 The operator and the local runner set the environment (names in `bertsweep.contract`); the
-arguments exist so that a person can run one trial by hand. Anything wrong here fails the trial
+arguments exist so that a person can run one trial by hand: any `--NAME VALUE` the parser does
+not know is a hyperparameter (as `bertsweep best --format args` prints a sweep's best
+configuration), and wins over the same name in --parameters. Anything wrong here fails the trial
 with reason InvalidConfig, never with argparse's exit code 2, so every failure looks the same to
 whoever watches the trial.
 """
@@ -37,6 +39,13 @@ class TrialConfig:
     metrics_port: int = contract.DEFAULT_METRICS_PORT
     result_file: str = contract.DEFAULT_RESULT_FILE
     scrape_wait: float = DEFAULT_SCRAPE_WAIT
+    index: int = 0
+    """The trial's index in its sweep (ties between equal scores go to the earlier trial)."""
+    models: contract.ModelStore | None = None
+    """Where to save the fine-tuned model, and how many models the sweep keeps."""
+    task: str = contract.TASK_TRAIN
+    kept: tuple[str, ...] = ()
+    """The finalize task: the trials whose models the sweep keeps."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +57,10 @@ def _parser(env: Mapping[str, str]) -> _Parser:
     p = _Parser(
         prog="bertsweep-trainer",
         description="Fine-tune one BERT trial and report its metrics (one BertSweep trial).",
-        epilog="Every option defaults to its environment variable, shown in brackets.",
+        epilog="Every option defaults to its environment variable, shown in brackets. "
+        "Any other --NAME VALUE is a hyperparameter (TrainingArguments or model config).",
+        # --learning_rate must not pass for an abbreviation of an option of ours.
+        allow_abbrev=False,
     )
 
     def option(flag: str, var: str, help: str, default: str | None = None) -> None:
@@ -80,27 +92,65 @@ def _parser(env: Mapping[str, str]) -> _Parser:
         "seconds to keep serving /metrics for a last scrape",
         str(DEFAULT_SCRAPE_WAIT),
     )
+    option("--index", contract.ENV_TRIAL_INDEX, "the trial's index in its sweep", "0")
+    option("--models", contract.ENV_MODELS, "JSON: where to save the model, how many to keep")
+    option("--task", contract.ENV_TASK, "train, or finalize a sweep's models", contract.TASK_TRAIN)
+    option("--kept", contract.ENV_KEPT, "finalize: JSON list of the kept trials", "[]")
     return p
 
 
 def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrialConfig:
     """Parse arguments over environment defaults; raises TrialError(InvalidConfig)."""
-    ns = _parser(env).parse_args(argv)
+    ns, extra = _parser(env).parse_known_args(argv)
     if not ns.dataset:
         raise TrialError(
             Reason.invalid_config, f"no dataset: set {contract.ENV_DATASET} or --dataset"
         )
+    if ns.task not in (contract.TASK_TRAIN, contract.TASK_FINALIZE):
+        raise TrialError(Reason.invalid_config, f"unknown task {ns.task!r}: train or finalize")
     return TrialConfig(
         sweep=ns.sweep,
         trial=ns.trial,
         model=ns.model or None,
         dataset=parse_dataset(ns.dataset),
-        parameters=parse_parameters(ns.parameters),
+        parameters={**parse_parameters(ns.parameters), **parameter_flags(extra)},
         metrics_addr=ns.metrics_addr,
         metrics_port=_port(ns.metrics_port),
         result_file=ns.result_file,
         scrape_wait=_seconds(ns.scrape_wait),
+        index=_index(ns.index),
+        models=_models(ns.models),
+        task=ns.task,
+        kept=_names(ns.kept),
     )
+
+
+def parameter_flags(args: Sequence[str]) -> dict[str, Scalar]:
+    """`--learning_rate 3e-05 --fp16 true` as parameters: each value read as a JSON scalar
+    when it is one (3e-05, true, 32), else kept as the string it is (cosine)."""
+    parameters: dict[str, Scalar] = {}
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        name, given, value = flag.removeprefix("--").partition("=")
+        if not flag.startswith("--") or not name:
+            raise TrialError(Reason.invalid_config, f"unrecognized argument {flag!r}")
+        if not given:
+            if not rest or rest[0].startswith("--"):
+                raise TrialError(Reason.invalid_config, f"{flag} needs a value")
+            value = rest.pop(0)
+        parameters[name.replace("-", "_")] = _scalar(value)
+    return parameters
+
+
+def _scalar(text: str) -> Scalar:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, bool | int | float | str):
+        return value
+    return text
 
 
 def result_file_from(argv: Sequence[str] | None, env: Mapping[str, str]) -> str:
@@ -140,6 +190,38 @@ def parse_parameters(text: str) -> dict[str, Scalar]:
                 f"parameter {name!r} must be a number, a string or a boolean, got {value!r}",
             )
     return document
+
+
+def _index(text: str) -> int:
+    try:
+        index = int(text)
+    except ValueError:
+        index = -1
+    if index < 0:
+        raise TrialError(Reason.invalid_config, f"trial index must be a whole number, got {text!r}")
+    return index
+
+
+def _models(text: str | None) -> contract.ModelStore | None:
+    if not text:
+        return None
+    try:
+        return contract.ModelStore.model_validate_json(text)
+    except ValidationError as error:
+        problems = describe_validation_error(error, "models").replace("\n", "; ")
+        raise TrialError(Reason.invalid_config, problems) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise TrialError(
+            Reason.invalid_config, f"kept: expected a JSON list of trials, got {text!r}"
+        )
+    return tuple(names)
 
 
 def _port(text: str) -> int:

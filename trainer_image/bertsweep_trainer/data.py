@@ -12,6 +12,7 @@ Two properties matter to a sweep, more than to a single run:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,26 @@ def load_task(dataset: Dataset) -> TaskData:
         train=[Example(r.text, r.pair, index[r.label]) for r in train_rows],
         validation=[Example(r.text, r.pair, index[r.label]) for r in validation_rows],
     )
+
+
+def load_split(dataset: Dataset, ref: str, role: str, labels: Sequence[str]) -> list[Example]:
+    """Another file of the task (the test data), labelled with a trained model's classes in
+    id order. Rows of other labels are dropped when `dataset.labels` says which to keep, as
+    for training; otherwise they fail, since the model cannot predict them."""
+    index = {label: i for i, label in enumerate(labels)}
+    examples = []
+    for row in _read(dataset, ref, role):
+        if row.label not in index:
+            if dataset.labels is not None:
+                continue
+            raise _fail(
+                f"unknown label {row.label!r} in {role} row {row.number} "
+                f"(the model's labels: {', '.join(labels)})"
+            )
+        examples.append(Example(row.text, row.pair, index[row.label]))
+    if not examples:
+        raise _fail(f"no {role} rows with one of the labels {list(labels)}")
+    return examples
 
 
 def stable_subset(rows: list[_Row], limit: int | None) -> list[_Row]:

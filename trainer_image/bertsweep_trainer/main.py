@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bertsweep.api import REPORTED_METRICS
-from bertsweep.contract import Reason, ResultStatus, TrialResult
+from bertsweep.contract import TASK_TRAIN, Reason, ResultStatus, TrialResult
 from bertsweep_trainer.config import TrialConfig, parse_config, result_file_from
 from bertsweep_trainer.data import load_task
 from bertsweep_trainer.errors import TrialError, one_line
 from bertsweep_trainer.metrics import TrialMetrics
+from bertsweep_trainer.models import keep_model
 from bertsweep_trainer.params import model_override
 from bertsweep_trainer.refs import trial_model
 from bertsweep_trainer.result import write_result
@@ -71,7 +72,7 @@ def run_trial(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("trial %s of sweep %s: /metrics on port %d", config.trial, config.sweep, port)
 
-    outcome = _run(config, metrics, stop)
+    outcome = _run(config, metrics, stop) if config.task == TASK_TRAIN else _finalize(config)
     stop.finishing = True  # from here on, a signal only cuts the wait for the last scrape
     if outcome.status is not ResultStatus.failed:
         metrics.set_progress(outcome.step, outcome.epoch)
@@ -123,9 +124,35 @@ def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Trial
     missing = [m for m in REPORTED_METRICS if m not in final]
     if missing:  # only if the Trainer logged no loss at all: worth a line, not a failure
         log.warning("final metrics lack %s", ", ".join(missing))
+    model_path = None
+    if config.models is not None:
+        try:
+            model_path = keep_model(config.models, config.trial, config.index, final, result.save)
+        except OSError as error:
+            return _failure(
+                Reason.trainer_error, f"cannot save the model under {config.models.root}: {error}"
+            )
     return TrialResult(
-        status=ResultStatus.completed, metrics=final, step=progress.step, epoch=progress.epoch
+        status=ResultStatus.completed,
+        metrics=final,
+        step=progress.step,
+        epoch=progress.epoch,
+        model_path=model_path,
     )
+
+
+def _finalize(config: TrialConfig) -> TrialResult:
+    try:
+        # Imported here for the reason _run imports training late.
+        from bertsweep_trainer.evaluate import finalize
+
+        tested = finalize(config)
+    except TrialError as error:
+        return _failure(error.reason, error.message, error.faulty_parameters)
+    except Exception as error:
+        traceback.print_exc()
+        return _failure(Reason.trainer_error, f"{type(error).__name__}: {error}")
+    return TrialResult(status=ResultStatus.completed, test_metrics=tested)
 
 
 def _failure(reason: Reason, message: str, faulty: Sequence[str] = ()) -> TrialResult:

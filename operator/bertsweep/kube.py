@@ -19,12 +19,16 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import urllib3
+import yaml
 from kubernetes import client, config
+from kubernetes.config import ConfigException
 
 from bertsweep import names, pods
 from bertsweep.api import GROUP, VERSION
@@ -81,12 +85,28 @@ class ForeignObject(Exception):
     earlier sweep of the same name that the garbage collector has not removed yet."""
 
 
+class KubeconfigError(ConfigException):
+    """No usable kubeconfig: none where kubectl would look, unreadable, or without the
+    context asked for. The message is one line for the user."""
+
+
+class Unreachable(Exception):
+    """The API server did not answer: connection refused, a timeout, a TLS failure. The
+    message is one line for the user and names the server."""
+
+
+# Where a pod finds its own namespace (kubectl's default in a pod without a kubeconfig).
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
 class Kube:
     """The operator's view of the API: BertSweeps, BertTrials, Pods, Events."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, namespace: str = "default") -> None:
         self.api = api
         self.instance = socket.gethostname()
+        self.namespace = namespace
+        """The namespace a user's commands default to (the kubeconfig context's)."""
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -103,6 +123,93 @@ class Kube:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             log.warning("TLS verification of the API server is off (kubeconfig says so)")
         return cls(client.ApiClient(configuration))
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+        """A user's view of the API, found as kubectl finds it: the kubeconfig FILE
+        (`--kubeconfig`), else the files of $KUBECONFIG (`:`-separated, merged: the first
+        definition of a name wins), else ~/.kube/config; the context named, else the
+        current-context. `namespace` is that context's namespace, else "default". In a pod
+        with none of these files, its service account and its own namespace.
+
+        Nothing is written back to the kubeconfig. Raises KubeconfigError with a one-line
+        message (no file, an unreadable file, no such context)."""
+        if kubeconfig is not None:
+            paths = [Path(kubeconfig).expanduser()]
+            if not paths[0].is_file():
+                raise KubeconfigError(f"kubeconfig {kubeconfig}: no such file")
+        elif os.environ.get("KUBECONFIG"):
+            listed = [p for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
+            paths = [Path(p).expanduser() for p in listed if Path(p).expanduser().is_file()]
+            if not paths:
+                raise KubeconfigError(
+                    f"no kubeconfig: $KUBECONFIG names {', '.join(listed) or 'nothing'}, "
+                    "which does not exist (or pass --kubeconfig FILE)"
+                )
+        else:
+            paths = [Path("~/.kube/config").expanduser()]
+            if not paths[0].is_file():
+                if os.environ.get("KUBERNETES_SERVICE_HOST") and context is None:
+                    return cls._in_cluster()
+                raise KubeconfigError(
+                    "no kubeconfig: ~/.kube/config does not exist and $KUBECONFIG is not set "
+                    "(or pass --kubeconfig FILE)"
+                )
+        where = os.pathsep.join(str(p) for p in paths)
+        chosen, namespace = _pick_context(paths, context)
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=where,
+                context=chosen,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (ConfigException, OSError, ValueError, KeyError, TypeError) as error:
+            raise KubeconfigError(
+                f"kubeconfig {where}, context {chosen}: {_one_line(error)}"
+            ) from None
+        if not configuration.verify_ssl:
+            # insecure-skip-tls-verify is the kubeconfig's explicit choice: kubectl does not
+            # warn about it on every call either.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return cls(client.ApiClient(configuration), namespace or "default")
+
+    @classmethod
+    def _in_cluster(cls) -> Kube:
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        except (ConfigException, OSError) as error:
+            raise KubeconfigError(
+                f"no kubeconfig, and the pod's service account is unusable: {_one_line(error)}"
+            ) from None
+        return cls(client.ApiClient(configuration), namespace or "default")
+
+    @property
+    def server(self) -> str:
+        """The API server's URL, to name it in messages."""
+        return str(self.api.configuration.host)
+
+    @contextlib.contextmanager
+    def reaching(self) -> Iterator[None]:
+        """Transport failures of the calls inside (nothing answered) as Unreachable, naming
+        the server; what the API server answers is still an ApiError."""
+        try:
+            yield
+        except urllib3.exceptions.HTTPError as error:
+            detail = _one_line(getattr(error, "reason", None) or error)
+            raise Unreachable(
+                f"cannot reach the Kubernetes API at {self.server}: {detail}"
+            ) from None
+        except client.ApiException as error:  # TLS failures come as status 0
+            if error.status:
+                raise
+            detail = _one_line(error.reason or error)
+            raise Unreachable(
+                f"cannot reach the Kubernetes API at {self.server}: {detail}"
+            ) from None
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -156,6 +263,23 @@ class Kube:
         except Gone:
             return None
         return sweep
+
+    def list_sweeps(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every BertSweep of `namespace`, or of all namespaces (None), as the API server
+        orders them (namespace, then name). Raises Gone when the API server serves no
+        BertSweeps at all (see `serves_sweeps`)."""
+        if namespace is None:
+            return self._list(f"/apis/{GROUP}/{VERSION}/{SWEEPS}", {})
+        return self._list(_custom(namespace, SWEEPS), {})
+
+    def serves_sweeps(self) -> bool:
+        """Whether the API server knows the BertSweep kind (its CRD is installed). A 404 on a
+        sweep says either "no such sweep" or "no such kind"; this tells them apart."""
+        try:
+            group = self.request("GET", f"/apis/{GROUP}/{VERSION}")
+        except Gone:
+            return False
+        return any(r.get("name") == SWEEPS for r in (group or {}).get("resources") or [])
 
     def replace_sweep_status(
         self, sweep: Mapping[str, Any], status: Mapping[str, Any]
@@ -299,6 +423,47 @@ def event_name(sweep: str, uid: str, key: str) -> str:
     name posts its own events), and the event's key."""
     name = _NOT_DNS.sub("-", f"{sweep}.{uid[:8]}.{key}".lower()).strip(".-")
     return name[:253].rstrip(".-")
+
+
+def _pick_context(paths: list[Path], context: str | None) -> tuple[str, str | None]:
+    """The context to use and its namespace, from kubeconfig files merged as kubectl merges
+    them: the first file defining a context name or setting current-context wins."""
+    contexts: dict[str, Mapping[str, Any]] = {}
+    current: str | None = None
+    for path in paths:
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+            raise KubeconfigError(f"kubeconfig {path}: {_one_line(error)}") from None
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            raise KubeconfigError(f"kubeconfig {path}: not a kubeconfig (a YAML mapping)")
+        for entry in document.get("contexts") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                body = entry.get("context")
+                contexts.setdefault(entry["name"], body if isinstance(body, dict) else {})
+        if current is None and document.get("current-context"):
+            current = str(document["current-context"])
+    where = os.pathsep.join(str(p) for p in paths)
+    known = ", ".join(sorted(contexts)) or "none"
+    chosen = context or current
+    if chosen is None:
+        raise KubeconfigError(
+            f"kubeconfig {where} sets no current-context: pass --context NAME (contexts: {known})"
+        )
+    if chosen not in contexts:
+        raise KubeconfigError(f'kubeconfig {where} has no context "{chosen}" (contexts: {known})')
+    namespace = contexts[chosen].get("namespace")
+    return chosen, str(namespace) if namespace else None
+
+
+def _one_line(error: object) -> str:
+    """An exception's message on one line, without the object reprs urllib3 puts first."""
+    text = " ".join(str(error).split())
+    text = re.sub(r"^<[^>]*>:\s*", "", text)
+    text = re.sub(r"^.*Failed to establish a new connection:\s*(\[Errno -?\d+\]\s*)?", "", text)
+    return text[:300] or type(error).__name__
 
 
 def _custom(namespace: str, plural: str, name: str | None = None) -> str:

@@ -127,6 +127,7 @@ ENV_TRIAL_INDEX = "BERTSWEEP_TRIAL_INDEX"
 ENV_MODELS = "BERTSWEEP_MODELS"  # JSON of ModelStore: where to save the model, how many to keep
 ENV_TASK = "BERTSWEEP_TASK"  # train (a trial) | finalize (the sweep's kept models, at its end)
 ENV_KEPT = "BERTSWEEP_KEPT"  # finalize: JSON list of the trials whose models the sweep keeps
+ENV_SIMULATE = "BERTSWEEP_SIMULATE_SECONDS"  # a simulated trial of this length (benchmarks)
 TASK_TRAIN = "train"
 TASK_FINALIZE = "finalize"
 # The file beside each saved model that says whose it is and what it scored, so that every

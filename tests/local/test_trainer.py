@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ class TrialProcess:
         *,
         model: str,
         scrape_wait: float = 60,
+        args: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.workdir = workdir
@@ -97,7 +98,7 @@ class TrialProcess:
         self._stdout = (workdir / "stdout.txt").open("w+")
         self._stderr = (workdir / "stderr.txt").open("w+")
         self.process = subprocess.Popen(
-            [TRAINER], env=env, stdout=self._stdout, stderr=self._stderr, cwd=workdir
+            [TRAINER, *args], env=env, stdout=self._stdout, stderr=self._stderr, cwd=workdir
         )
         self.scrapes: list[list[Sample]] = []
 
@@ -211,6 +212,31 @@ def test_completed_trial_reports_each_evaluation_and_final_metrics(
     eval_lines = [line for line in finished.stdout.splitlines() if line.startswith("eval ")]
     assert len(eval_lines) == 5 and "eval_accuracy=" in eval_lines[0]
     assert "no scrape of the final values" not in finished.stderr
+
+
+def test_a_simulated_trial_keeps_the_whole_contract_without_a_model(
+    tmp_path: Path, free_port: int
+) -> None:
+    # No data file and no model: a simulated trial reads neither (the operator benchmarks).
+    dataset = {"train": "/nonexistent/train.csv"}
+    trial = TrialProcess(
+        tmp_path,
+        free_port,
+        dataset,
+        {"learning_rate": 1e-4, "num_train_epochs": 3},
+        model="/nonexistent/model",
+        scrape_wait=10,
+        args=["--simulate", "1.5"],
+    )
+    finished = trial.finish()
+    assert finished.returncode == 0, finished.stderr
+    assert finished.result["status"] == "completed"
+    assert set(finished.result["metrics"]) == set(REPORTED_METRICS)
+    observed = finished.last
+    assert [r.step for r in observed.reports] == [10, 20, 30]
+    assert observed.final == pytest.approx(finished.result["metrics"])
+    assert "no scrape of the final values" not in finished.stderr
+    assert "torch" not in finished.stderr
 
 
 # ---- SIGTERM ----------------------------------------------------------------------------

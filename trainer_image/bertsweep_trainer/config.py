@@ -44,6 +44,8 @@ class TrialConfig:
     models: contract.ModelStore | None = None
     """Where to save the fine-tuned model, and how many models the sweep keeps."""
     task: str = contract.TASK_TRAIN
+    simulate: float | None = None
+    """Simulate a trial lasting this many seconds: the contract without a model (benchmarks)."""
     kept: tuple[str, ...] = ()
     """The finalize task: the trials whose models the sweep keeps."""
 
@@ -96,6 +98,11 @@ def _parser(env: Mapping[str, str]) -> _Parser:
     option("--models", contract.ENV_MODELS, "JSON: where to save the model, how many to keep")
     option("--task", contract.ENV_TASK, "train, or finalize a sweep's models", contract.TASK_TRAIN)
     option("--kept", contract.ENV_KEPT, "finalize: JSON list of the kept trials", "[]")
+    option(
+        "--simulate",
+        contract.ENV_SIMULATE,
+        "simulate a trial of this many seconds: no model, no data (for benchmarks)",
+    )
     return p
 
 
@@ -121,6 +128,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrialCon
         index=_index(ns.index),
         models=_models(ns.models),
         task=ns.task,
+        simulate=None if ns.simulate is None else _seconds(ns.simulate),
         kept=_names(ns.kept),
     )
 

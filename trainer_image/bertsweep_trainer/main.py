@@ -25,6 +25,7 @@ from bertsweep_trainer.params import model_override
 from bertsweep_trainer.refs import trial_model
 from bertsweep_trainer.result import write_result
 from bertsweep_trainer.signals import StopRequest
+from bertsweep_trainer.simulate import simulate
 
 log = logging.getLogger("bertsweep_trainer")
 
@@ -72,7 +73,12 @@ def run_trial(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("trial %s of sweep %s: /metrics on port %d", config.trial, config.sweep, port)
 
-    outcome = _run(config, metrics, stop) if config.task == TASK_TRAIN else _finalize(config)
+    if config.task != TASK_TRAIN:
+        outcome = _finalize(config)
+    elif config.simulate is not None:
+        outcome = _simulate(config, metrics, stop, config.simulate)
+    else:
+        outcome = _run(config, metrics, stop)
     stop.finishing = True  # from here on, a signal only cuts the wait for the last scrape
     if outcome.status is not ResultStatus.failed:
         metrics.set_progress(outcome.step, outcome.epoch)
@@ -139,6 +145,16 @@ def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Trial
         epoch=progress.epoch,
         model_path=model_path,
     )
+
+
+def _simulate(
+    config: TrialConfig, metrics: TrialMetrics, stop: StopRequest, seconds: float
+) -> TrialResult:
+    def record(step: int, epoch: float, values: dict[str, float]) -> None:
+        metrics.set_progress(step, epoch)
+        metrics.record_eval(step, epoch, values)
+
+    return simulate(config.parameters, seconds, record, stop.requested.wait)
 
 
 def _finalize(config: TrialConfig) -> TrialResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -43,7 +44,9 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, bool]:
         default=None,
         help="Prometheus file_sd JSON (default STATE/prometheus/targets.json)",
     )
-    p.add_argument("--cpu", type=int, default=16)
+    # The machine's own cores: what a pod without a CPU limit sees as its node's (the downward
+    # API's limits.cpu), so that trials size their thread pools to what is really there.
+    p.add_argument("--cpu", type=int, default=os.cpu_count() or 1)
     p.add_argument("--memory", default="64Gi")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--gpus", type=int, default=4)

@@ -812,6 +812,9 @@ class TrialCounts(Record):
     pruned: int = 0
     retried: int = 0
     """Restarts of trials the cluster lost (not failures: see maxRetries)."""
+    diverged: int = 0
+    """Trials stopped because their loss diverged (NaN or infinite), with their last good
+    values: counted among the pruned, not the failed."""
 
 
 class SweepStatus(Record):

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     invalid_parameter = "InvalidParameter"  # a hyperparameter name or value
     model_unavailable = "ModelUnavailable"  # a model reference that does not load
     signal = "Signal"  # stopped by SIGTERM/SIGINT
+    diverged = "Diverged"  # the loss became NaN or infinite: stopped, with its last good values
     trainer_error = "TrainerError"  # anything unexpected: a bug, out of memory, ...
     # Failures seen from outside the trainer.
     error = "Error"  # a non-zero exit without a reason of its own
@@ -82,6 +83,7 @@ class Reason(StrEnum):
     trial_pruned = "TrialPruned"
     trial_stopped = "TrialStopped"
     trial_retried = "TrialRetried"
+    trial_diverged = "TrialDiverged"
     trial_unreadable = "TrialUnreadable"
     new_best_trial = "NewBestTrial"
     sweep_succeeded = "SweepSucceeded"
@@ -127,6 +129,8 @@ ENV_TRIAL_INDEX = "BERTSWEEP_TRIAL_INDEX"
 ENV_MODELS = "BERTSWEEP_MODELS"  # JSON of ModelStore: where to save the model, how many to keep
 ENV_TASK = "BERTSWEEP_TASK"  # train (a trial) | finalize (the sweep's kept models, at its end)
 ENV_KEPT = "BERTSWEEP_KEPT"  # finalize: JSON list of the trials whose models the sweep keeps
+ENV_NODE_CPUS = "BERTSWEEP_NODE_CPUS"  # the CPUs of the node, for a pod that was given none
+ENV_PARALLELISM = "BERTSWEEP_PARALLELISM"  # how many trials may share them
 ENV_SIMULATE = "BERTSWEEP_SIMULATE_SECONDS"  # a simulated trial of this length (benchmarks)
 TASK_TRAIN = "train"
 TASK_FINALIZE = "finalize"
@@ -145,6 +149,7 @@ RESULT_FILE_LIMIT = 4096
 class ResultStatus(StrEnum):
     completed = "completed"
     stopped = "stopped"  # by a signal: its metrics are the last it reached
+    diverged = "diverged"  # its loss became NaN or infinite: its metrics are the last good ones
     failed = "failed"
 
 

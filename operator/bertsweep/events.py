@@ -139,6 +139,15 @@ def trial_events(
                     warning=True,
                 )
             )
+        elif after.phase is TrialPhase.pruned and after.reason == Reason.diverged:
+            events.append(
+                SweepEvent(
+                    f"{n}.diverged",
+                    Reason.trial_diverged,
+                    f"{n} diverged: {after.message}",
+                    warning=True,
+                )
+            )
         elif after.phase is TrialPhase.pruned and after.reason == Reason.pruned:
             events.append(
                 SweepEvent(

@@ -110,6 +110,11 @@ def exit_outcome(
     if code == 0:
         if result is None or result.status is ResultStatus.completed:
             return Outcome(TrialPhase.succeeded, Reason.completed, None, result, started, finished)
+        if result.status is ResultStatus.diverged:
+            # Stopped at once, with its last good values: done, like a pruned trial, and not
+            # a failure (mixed precision must not cost trials).
+            message = one_line(result.message or "the training loss diverged")
+            return Outcome(TrialPhase.pruned, Reason.diverged, message, result, started, finished)
         # Exit 0 without finishing: stopped from outside (a node drain, a deleted pod, a
         # signal by hand), and the trainer said so.
         detail = result.message or "the trainer stopped before it finished"

@@ -198,6 +198,7 @@ def summarize(
         failed=sum(t.phase is TrialPhase.failed for t in trials),
         pruned=sum(t.phase is TrialPhase.pruned for t in trials),
         retried=sum(t.retries for t in trials),
+        diverged=sum(t.reason == Reason.diverged for t in trials),
     )
     ranked = rank(spec, trials)
     leaderboard = [

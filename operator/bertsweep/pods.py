@@ -59,6 +59,8 @@ OWNED_ENV = frozenset(
         contract.ENV_MODELS,
         contract.ENV_TASK,
         contract.ENV_KEPT,
+        contract.ENV_NODE_CPUS,
+        contract.ENV_PARALLELISM,
     }
 )
 
@@ -280,6 +282,16 @@ def container_env(
         # oversubscribed threads make every trial on the node slower.
         defaults |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env = user + [{"name": k, "value": v} for k, v in defaults.items() if k not in named]
+    if threads is None:
+        # Given no CPU at all: the trainer takes a fair share of the node (its limits.cpu
+        # reads as the node's allocatable CPUs then), rather than every core for each trial.
+        env += [
+            {
+                "name": contract.ENV_NODE_CPUS,
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}},
+            },
+            {"name": contract.ENV_PARALLELISM, "value": str(spec.parallelism)},
+        ]
     env += [{"name": k, "value": v} for k, v in owned.items()]
     env += [
         # Bind /metrics on the pod's own address (what Prometheus scrapes).

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sweeps import SweepManifest
 from test_run import run
 
 from bertsweep.api import Dataset
+from sweeps import SweepManifest
 
 pytestmark = pytest.mark.local
 

@@ -7,6 +7,7 @@ duration.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -237,6 +238,27 @@ def test_a_simulated_trial_keeps_the_whole_contract_without_a_model(
     assert observed.final == pytest.approx(finished.result["metrics"])
     assert "no scrape of the final values" not in finished.stderr
     assert "torch" not in finished.stderr
+
+
+def test_a_diverging_trial_stops_at_once_with_its_last_good_metrics(
+    tmp_path: Path, reviews_csv: Path, free_port: int, minilm_ref: str
+) -> None:
+    dataset = {"train": str(reviews_csv), "labelColumn": "label", "maxLength": 32}
+    parameters = {
+        "num_hidden_layers": 1,
+        "learning_rate": 1e8,  # far past anything that trains: the loss turns NaN at once
+        "max_grad_norm": 0,
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 16,
+    }
+    trial = TrialProcess(tmp_path, free_port, dataset, parameters, model=minilm_ref, scrape_wait=10)
+    finished = trial.finish()
+    assert finished.returncode == 0, finished.stderr
+    result = finished.result
+    assert (result["status"], result["reason"]) == ("diverged", "Diverged"), result
+    assert "nan" in result["message"] or "inf" in result["message"]
+    assert result["step"] < 10, "stopped at once, not trained on to the end"
+    assert all(math.isfinite(v) for v in result["metrics"].values())
 
 
 # ---- SIGTERM ----------------------------------------------------------------------------

@@ -333,3 +333,18 @@ def test_a_pruned_trial_keeps_its_verdict_and_gains_its_last_values() -> None:
         "below median",
     )
     assert after.metrics == {"eval_accuracy": 0.7, "train_loss": 0.3}
+
+
+def test_a_diverged_trial_ends_like_a_pruned_one_not_a_failure() -> None:
+    message = result(
+        "diverged", reason="Diverged", message="the training loss became nan at step 7",
+        metrics={"eval_accuracy": 0.6}, step=6, epoch=0.5,
+    )  # fmt: skip
+    t = advance(
+        running_trial(),
+        outcome(pod("Succeeded", terminated={"exitCode": 0, "message": message})),
+        None,
+        NOW,
+    )
+    assert (t.phase, t.reason) == (TrialPhase.pruned, "Diverged")
+    assert t.metrics == {"eval_accuracy": 0.6} and "nan" in (t.message or "")

@@ -283,3 +283,14 @@ def test_the_operators_policy_refuses_host_paths_and_models_on_no_volume() -> No
     check_policy(keeping("/models/rt", "/models/"), allow_host_path=False)
     with pytest.raises(ManifestError, match=r"spec\.output\.path: /modelsx/rt is on no volume"):
         check_policy(keeping("/modelsx/rt", "/models"), allow_host_path=False)
+
+
+def test_a_pod_given_no_cpu_takes_a_fair_share_of_its_node() -> None:
+    e = env(render())
+    assert e["BERTSWEEP_NODE_CPUS"] == {
+        "resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}
+    }
+    assert e["BERTSWEEP_PARALLELISM"] == "1"
+    assert "OMP_NUM_THREADS" not in e
+    limited = env(render(resources={"limits": {"cpu": "2"}}))
+    assert limited["OMP_NUM_THREADS"] == "2" and "BERTSWEEP_NODE_CPUS" not in limited

@@ -344,3 +344,31 @@ def test_the_models_store_and_the_finalize_task_come_from_the_environment() -> N
         parse_config([], {**env, "BERTSWEEP_TASK": "dance"})
     with pytest.raises(TrialError, match="models"):
         parse_config([], {**env, "BERTSWEEP_MODELS": '{"root": "/m"}'})
+
+
+# ---- CPU threads ------------------------------------------------------------------------------
+
+
+def test_thread_counts_follow_what_the_trial_was_given(tmp_path: Path) -> None:
+    from bertsweep_trainer.threads import cgroup_cpus, choose_threads
+
+    assert choose_threads({"OMP_NUM_THREADS": "3"}, quota=8, available=16) == 3
+    assert choose_threads({}, quota=2, available=16) == 2, "the container's CPU quota"
+    share = {"BERTSWEEP_NODE_CPUS": "16", "BERTSWEEP_PARALLELISM": "4"}
+    assert choose_threads(share, quota=None, available=16) == 4, "a fair share of the node"
+    crowded = {"BERTSWEEP_NODE_CPUS": "2", "BERTSWEEP_PARALLELISM": "50"}
+    assert choose_threads(crowded, quota=None, available=2) == 1
+    assert choose_threads({}, quota=None, available=6) == 6
+    assert choose_threads({"BERTSWEEP_NODE_CPUS": "x"}, quota=None, available=6) == 6
+
+    v2 = tmp_path / "cpu.max"
+    v2.write_text("250000 100000\n")
+    assert cgroup_cpus(v2, (tmp_path / "q", tmp_path / "p")) == 2
+    v2.write_text("max 100000\n")
+    assert cgroup_cpus(v2, (tmp_path / "q", tmp_path / "p")) is None
+    quota, period = tmp_path / "q", tmp_path / "p"
+    quota.write_text("50000\n")
+    period.write_text("100000\n")
+    assert cgroup_cpus(tmp_path / "missing", (quota, period)) == 1
+    quota.write_text("-1\n")
+    assert cgroup_cpus(tmp_path / "missing", (quota, period)) is None

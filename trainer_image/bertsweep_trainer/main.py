@@ -26,6 +26,7 @@ from bertsweep_trainer.refs import trial_model
 from bertsweep_trainer.result import write_result
 from bertsweep_trainer.signals import StopRequest
 from bertsweep_trainer.simulate import simulate
+from bertsweep_trainer.threads import configure_threads
 
 log = logging.getLogger("bertsweep_trainer")
 
@@ -58,7 +59,7 @@ def run_trial(argv: Sequence[str] | None = None) -> int:
         write_result(result_file_from(argv, os.environ), outcome)
         return 1
 
-    _match_tokenizer_threads()
+    configure_threads(os.environ)
     metrics = TrialMetrics(config.sweep, config.trial)
     try:
         port = metrics.start(config.metrics_addr, config.metrics_port)
@@ -118,6 +119,15 @@ def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Trial
     if progress.train_loss is not None:
         last = {**last, "train_loss": progress.train_loss}
     final = {m: last[m] for m in REPORTED_METRICS if m in last}
+    if result.diverged is not None:
+        return TrialResult(
+            status=ResultStatus.diverged,
+            metrics=final,
+            step=progress.step,
+            epoch=progress.epoch,
+            reason=Reason.diverged,
+            message=f"{result.diverged}; these are the last metrics before it",
+        )
     if result.stopped:
         return TrialResult(
             status=ResultStatus.stopped,
@@ -181,14 +191,6 @@ def _failure(reason: Reason, message: str, faulty: Sequence[str] = ()) -> TrialR
         message=message,
         faulty_parameters=list(faulty),
     )
-
-
-def _match_tokenizer_threads() -> None:
-    """Fast tokenizers use every core (Rayon) unless told otherwise; a trial given N threads
-    (OMP_NUM_THREADS, set by whoever packs trials onto a machine) should use N here too."""
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads:
-        os.environ.setdefault("RAYON_NUM_THREADS", threads)
 
 
 if __name__ == "__main__":

@@ -235,7 +235,11 @@ def rejected_parameters(
 ) -> list[str]:
     """Which of `given` a failing `build(given)` is to blame on: each parameter without which
     it builds (leave one out: building TrainingArguments takes milliseconds). When none alone
-    is to blame (a combination), all of them are."""
+    is to blame (a combination), all of them are; when it fails with none of them, none is."""
+    try:
+        build({})
+    except (ValueError, TypeError):
+        return []
     blamed = []
     for name in given:
         try:

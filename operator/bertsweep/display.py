@@ -34,8 +34,10 @@ def trial_table(
     trials: Sequence[Trial],
     observations: Mapping[str, Observation] | None = None,
     title: str | None = None,
+    reasons: bool = False,
 ) -> Table:
-    """One row per trial: parameters, phase, progress and the objective."""
+    """One row per trial: parameters, phase, progress and the objective; with `reasons`, why
+    each trial that did not succeed ended (Pruned, InvalidParameter, OOMKilled, ...)."""
     observations = observations or {}
     names = [p.name for p in spec.parameters]
     table = Table(title=title, header_style="bold", title_justify="left")
@@ -46,6 +48,8 @@ def trial_table(
     table.add_column("epoch", justify="right")
     table.add_column("samples/s", justify="right")
     table.add_column(spec.objective.metric, justify="right")
+    if reasons:
+        table.add_column("reason")
     for trial in trials:
         seen = observations.get(trial.name)
         value = trial.objective(spec.objective)
@@ -59,8 +63,50 @@ def trial_table(
             f"{epoch:.2f}" if epoch is not None else "",
             f"{seen.samples_per_second:.1f}" if seen and seen.samples_per_second else "",
             f"{value:.4f}" if value is not None else "",
+            *([_reason(trial)] if reasons else []),
         )
     return table
+
+
+def _reason(trial: Trial) -> Text:
+    if trial.phase is TrialPhase.succeeded or trial.reason is None:
+        return Text("")
+    return Text(trial.reason, style=_PHASE_STYLE[trial.phase])
+
+
+def failures(trials: Sequence[Trial]) -> Text | None:
+    """One line per failed trial: its reason and the first line of its message (the whole
+    message is in result.json and the HTML report)."""
+    lines = []
+    for t in trials:
+        if t.phase is not TrialPhase.failed:
+            continue
+        message = (t.message or "").strip().splitlines()
+        first = message[0] if message else ""
+        if len(first) > 200:
+            first = first[:199] + "…"
+        lines.append(
+            Text.assemble(
+                (t.name, "bold"),
+                " failed: ",
+                (t.reason or "", "red"),
+                f": {first}" if first else "",
+            )
+        )
+    return Text("\n").join(lines) if lines else None
+
+
+def trial_report(
+    spec: SweepSpec, status: SweepStatus, trials: Sequence[Trial], title: str | None = None
+) -> Group:
+    """Every trial of a sweep with why each one that did not succeed ended, each failure's
+    message, and the sweep's status line (`bertsweep report` without --html)."""
+    parts: list[Any] = [trial_table(spec, trials, title=title, reasons=True)]
+    failed = failures(trials)
+    if failed is not None:
+        parts.append(failed)
+    parts.append(status_line(status, spec))
+    return Group(*parts)
 
 
 def status_line(status: SweepStatus, spec: SweepSpec) -> Text:

@@ -938,6 +938,9 @@ class BertTrialStatus(Record):
     pod_name: str | None = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
+    updated: datetime | None = None
+    """When the operator last wrote this status (it brings an active trial's record up to
+    date every few seconds, and at once when the trial ends)."""
 
 
 def trial_from_parts(name: str, spec: BertTrialSpec, status: BertTrialStatus) -> Trial:

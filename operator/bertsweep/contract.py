@@ -76,9 +76,6 @@ class Reason(StrEnum):
     finalized = "Finalized"
     finalize_failed = "FinalizeFailed"
     # Events.
-    trial_created = "TrialCreated"
-    trial_started = "TrialStarted"
-    trial_succeeded = "TrialSucceeded"
     trial_failed = "TrialFailed"
     trial_pruned = "TrialPruned"
     trial_stopped = "TrialStopped"
@@ -177,6 +174,9 @@ class TrialResult(BaseModel):
     """Where the trial saved its model, if it was among the best `keep` when it finished."""
     test_metrics: dict[str, dict[str, float]] = {}
     """The finalize task's result: each kept trial's metrics on dataset.test."""
+    timings: dict[str, float] = {}
+    """Where a trial's time went: first_step_at (Unix time), loop_seconds (first step to
+    last), step_seconds (inside optimizer steps). For benchmarks; nobody decides by it."""
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -188,6 +188,11 @@ class TrialResult(BaseModel):
             for k, v in raw.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
+
+    @field_validator("timings", mode="before")
+    @classmethod
+    def _finite_timings(cls, raw: Any) -> dict[str, float]:
+        return cls._finite(raw)
 
     @field_validator("step", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bertsweep import names, pods
@@ -43,7 +43,7 @@ from bertsweep.events import (
     trial_events,
     unreadable_events,
 )
-from bertsweep.observe import MetricsReading, Records, read_status
+from bertsweep.observe import MetricsReading, Records, TrialRecord, read_status
 from bertsweep.outcomes import Outcome, Timeouts, advance, clip, end, pod_outcome
 from bertsweep.planner import Ending, plan, summarize
 
@@ -177,8 +177,10 @@ def decide(
             create_pods.append(PodToCreate(trial, record.uid))
         shown_pod = current_pod if trial.phase.active or pod else record.status.pod_name
         new_status = trial_status(trial, spec.objective, shown_pod)
-        if new_status != record.status:
-            writes.append(TrialWrite(record.name, new_status))
+        if new_status != record.status.model_copy(update={"updated": None}) and _due(
+            record, trial, now
+        ):
+            writes.append(TrialWrite(record.name, new_status.model_copy(update={"updated": now})))
         if record.trial.phase.active and not trial.phase.active:
             ended.append(trial)
 
@@ -201,10 +203,7 @@ def decide(
         }
     )
 
-    # A record that gets its pod now was created by a pass that died before announcing it;
-    # the Event's name is the same either way, so it is posted once.
-    announced = [*[p.trial for p in create_pods if p.trial.retries == 0], *decision.create]
-    events = trial_events(readable, trials, announced, spec)
+    events = trial_events(readable, trials, spec)
     events += unreadable_events(records.unreadable)
     events += sweep_events(previous, status, spec, now)
     return Decision(
@@ -285,6 +284,20 @@ def _models_kept(ok: bool, reason: str, message: str) -> Condition:
         reason=reason,
         message=clip(message),
     )
+
+
+# How often an active trial's record is brought up to date (its phase Running, its latest
+# reports). Each pass decides from what it observes, records and metrics merged, so writing
+# every change would only cost API writes: a thousand one-second trials at parallelism 50
+# would each be written several times. What ends or restarts a trial is written at once.
+REFRESH = timedelta(seconds=10)
+
+
+def _due(record: TrialRecord, trial: Trial, now: datetime) -> bool:
+    if not trial.phase.active or trial.retries != record.trial.retries:
+        return True
+    last = record.status.updated or record.created
+    return last is None or now - last >= REFRESH
 
 
 @dataclass(frozen=True)

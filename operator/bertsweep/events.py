@@ -92,12 +92,13 @@ def quota_condition(waiting: Sequence[str], message: str | None) -> Condition:
 
 
 def trial_events(
-    records: Sequence[TrialRecord],
-    trials: Mapping[str, Trial],
-    created: Sequence[Trial],
-    spec: SweepSpec,
+    records: Sequence[TrialRecord], trials: Mapping[str, Trial], spec: SweepSpec
 ) -> list[SweepEvent]:
-    """What happened to the sweep's trials in this pass: created, started, ended, retried."""
+    """What happened to the sweep's trials in this pass that a person should hear of: a
+    failure, a stop by early stopping or by the sweep's end, a divergence, a restart. A trial
+    created, started or succeeded is not an Event (that would be several API writes a trial,
+    tens of thousands for a large sweep): the BertTrial records say it
+    (`kubectl get berttrials -w`), and the best trial so far is an Event of the sweep."""
     events = []
     for record in records:
         before, after = record.trial, trials[record.name]
@@ -114,23 +115,7 @@ def trial_events(
             continue
         if before.phase is after.phase:
             continue
-        if after.phase is TrialPhase.running:
-            events.append(
-                SweepEvent(
-                    f"{n}.started{_attempt(after)}",
-                    Reason.trial_started,
-                    f"{n} started: its pod is running",
-                )
-            )
-        elif after.phase is TrialPhase.succeeded:
-            events.append(
-                SweepEvent(
-                    f"{n}.succeeded",
-                    Reason.trial_succeeded,
-                    f"{n} succeeded: {shown(after, spec)}",
-                )
-            )
-        elif after.phase is TrialPhase.failed:
+        if after.phase is TrialPhase.failed:
             events.append(
                 SweepEvent(
                     f"{n}.failed",
@@ -160,14 +145,6 @@ def trial_events(
             events.append(
                 SweepEvent(f"{n}.stopped", Reason.trial_stopped, f"{n} stopped: {after.message}")
             )
-    events += [
-        SweepEvent(
-            key=f"{t.name}.created",
-            reason=Reason.trial_created,
-            message=f"{t.name} created: {format_parameters(t.parameters)}",
-        )
-        for t in created
-    ]
     return events
 
 
@@ -229,16 +206,6 @@ def sweep_events(
                 )
             )
     return events
-
-
-def _attempt(trial: Trial) -> str:
-    return f".r{trial.retries}" if trial.retries else ""
-
-
-def format_parameters(parameters: Mapping[str, object]) -> str:
-    return ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items()
-    )
 
 
 def shown(trial: Trial, spec: SweepSpec) -> str:

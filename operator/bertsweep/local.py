@@ -30,7 +30,7 @@ import httpx
 from bertsweep import contract
 from bertsweep.api import SweepSpec, SweepStatus, Trial, TrialPhase
 from bertsweep.contract import Reason, TrialResult
-from bertsweep.events import format_parameters, shown
+from bertsweep.events import shown
 from bertsweep.outcomes import end, exit_outcome, finish, observed
 from bertsweep.planner import plan
 
@@ -204,7 +204,7 @@ class LocalRunner:
         self.trials[trial.name] = trial.model_copy(
             update={"phase": TrialPhase.running, "start_time": _now()}
         )
-        self.on_event(f"{trial.name} started: {format_parameters(trial.parameters)}")
+        self.on_event(f"{trial.name} started: {_format_parameters(trial.parameters)}")
 
     def _models(self) -> contract.ModelStore | None:
         """DIR/models/ unless the spec names a folder (made absolute by `localize`)."""
@@ -340,3 +340,9 @@ def _describe_end(trial: Trial, spec: SweepSpec) -> str:
     if trial.phase is TrialPhase.failed:
         return f"{trial.name} failed: {trial.reason}: {trial.message}"
     return f"{trial.name} {trial.phase.value.lower()}: {shown(trial, spec)}"
+
+
+def _format_parameters(parameters: Mapping[str, object]) -> str:
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items()
+    )

@@ -144,7 +144,8 @@ def test_a_sweep_runs_to_success_and_reports_its_best_trial(
     assert "learning_rate" in trial_table and trial_table.count("Succeeded") == 3
 
     reasons = events_by_reason(kubectl, "tiny")
-    assert reasons["TrialCreated"] == 3 and reasons["TrialSucceeded"] == 3, (reasons, context)
+    assert reasons["NewBestTrial"] >= 1 and reasons["SweepSucceeded"] == 1, (reasons, context)
+    assert not reasons["TrialCreated"] and not reasons["TrialSucceeded"], "not one per trial"
     assert reasons["NewBestTrial"] >= 1 and reasons["SweepSucceeded"] == 1, (reasons, context)
 
     # The operator's own metrics.

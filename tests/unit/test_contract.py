@@ -39,6 +39,7 @@ def test_result_file_stays_under_the_limit() -> None:
         "faultyParameters": [],
         "modelPath": None,
         "testMetrics": {},
+        "timings": {},
     }
 
 

@@ -25,7 +25,15 @@ from objects import (
 
 from bertsweep import contract, names
 from bertsweep.api import ConditionType, Report, SweepPhase, Trial, TrialPhase
-from bertsweep.decide import Refusal, decide, invalid_spec, refused, status_body, trial_manifest
+from bertsweep.decide import (
+    REFRESH,
+    Refusal,
+    decide,
+    invalid_spec,
+    refused,
+    status_body,
+    trial_manifest,
+)
 from bertsweep.kube import Refused
 from bertsweep.observe import MetricsReading, Records, is_settled, owned_records
 
@@ -55,7 +63,7 @@ def test_first_pass_creates_parallelism_trials_and_writes_status() -> None:
         types[ConditionType.spec_valid].status == "True"
         and ConditionType.metrics_available not in types
     )
-    assert [e.reason for e in d.events] == ["TrialCreated", "TrialCreated"]
+    assert d.events == [], "a trial created is in its record, not an Event"
 
 
 def test_a_pending_trial_without_a_pod_gets_one() -> None:
@@ -64,7 +72,7 @@ def test_a_pending_trial_without_a_pod_gets_one() -> None:
     d = decide(sweep, spec_of(sweep), records, {}, None, NOW)
     assert [p.trial.name for p in d.create_pods] == ["s-0000", "s-0001"]
     assert d.create_trials == []
-    assert [e.key for e in d.events] == ["s-0000.created", "s-0001.created"]
+
     assert {w.name: w.status.pod_name for w in d.trial_writes} == {
         "s-0000": "s-0000",
         "s-0001": "s-0001",
@@ -169,7 +177,7 @@ def test_the_best_trial_is_announced_once() -> None:
     assert d.status.best_trial is not None and d.status.best_trial.name == "s-0000"
     assert d.status.best_trial.metrics == METRICS and d.status.best_objective == 0.8
     assert [e.key for e in d.events if e.reason == "NewBestTrial"] == ["best.s-0000"]
-    assert [e.key for e in d.events if e.reason == "TrialSucceeded"] == ["s-0000.succeeded"]
+    assert [e.reason for e in d.events] == ["NewBestTrial"], "a success is in its record"
 
 
 def test_an_invalid_spec_fails_once_per_generation() -> None:
@@ -258,7 +266,7 @@ def test_a_trial_whose_pod_was_deleted_gets_a_new_pod_with_the_same_parameters()
     retried = trial_obj(0, write.status.model_dump(mode="json", by_alias=True))
     records = owned_records(sweep, [retried])
     running = pod(name="s-0000-r1", owner="trial-uid-0")
-    d = decide(sweep, spec_of(sweep), records, {"s-0000": running}, None, NOW)
+    d = decide(sweep, spec_of(sweep), records, {"s-0000": running}, None, NOW + REFRESH)
     assert d.create_pods == [] and d.trial_writes[0].status.phase is TrialPhase.running
 
 
@@ -543,7 +551,7 @@ class NoMetrics:
         return MetricsReading(source="none", problem="no Prometheus in this test")
 
 
-@pytest.mark.parametrize("crash_after", range(7))
+@pytest.mark.parametrize("crash_after", range(5))  # a pass writes at most 5 times here
 def test_killing_the_operator_at_any_write_loses_no_trial_and_starts_none_twice(
     crash_after: int,
 ) -> None:

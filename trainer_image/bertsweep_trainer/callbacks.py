@@ -43,6 +43,21 @@ class Progress:
     samples_per_second: float | None = None
     evaluations: list[Evaluation] = field(default_factory=list)
     cut_short: bool = False  # a stop request ended training before its last step
+    first_step_at: float | None = None
+    """When the first optimizer step began (Unix time): what a trial's start-up costs."""
+    last_step_at: float | None = None
+    """When the last optimizer step ended (Unix time)."""
+    step_seconds: float = 0.0
+    """Time inside optimizer steps (evaluations, logging and callbacks between them not)."""
+
+    def timings(self) -> dict[str, float]:
+        if self.first_step_at is None or self.last_step_at is None:
+            return {}
+        return {
+            "first_step_at": self.first_step_at,
+            "loop_seconds": self.last_step_at - self.first_step_at,
+            "step_seconds": self.step_seconds,
+        }
 
 
 class ReportingCallback(TrainerCallback):
@@ -68,12 +83,16 @@ class ReportingCallback(TrainerCallback):
     ) -> None:
         self._step_started = time.perf_counter()
         self._epoch_at_step_start = state.epoch or 0.0
+        if self.progress.first_step_at is None:
+            self.progress.first_step_at = time.time()
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
     ) -> None:
         if self._step_started is not None:
             self._train_seconds += time.perf_counter() - self._step_started
+            self.progress.step_seconds = self._train_seconds
+            self.progress.last_step_at = time.time()
             # Epoch progress times the train set size counts the short last batch correctly.
             self._samples += ((state.epoch or 0.0) - self._epoch_at_step_start) * (
                 self.train_examples

@@ -154,6 +154,7 @@ def _run(config: TrialConfig, metrics: TrialMetrics, stop: StopRequest) -> Trial
         step=progress.step,
         epoch=progress.epoch,
         model_path=model_path,
+        timings=progress.timings(),
     )
 
 

@@ -15,7 +15,7 @@ BENCH_VENV := benchmarks/.venv
 YAHPO_DATA ?= ../shared/benchmarks/yahpo
 BENCH_ARGS ?= --seeds 10 --workers 4
 
-.PHONY: setup demo test test-unit test-local test-cluster lint crds devcluster devcluster-down demo-cluster clean bench-search
+.PHONY: setup browser demo test test-unit test-local test-cluster lint crds devcluster devcluster-down demo-cluster clean bench-search
 
 setup: $(STAMP)
 
@@ -46,7 +46,18 @@ crds: setup
 test-unit: setup
 	$(BIN)/pytest -m unit
 
-test-local: setup
+# Debian's Chromium, for the browser test of the HTML report (tests/local/test_report.py);
+# installed as devcluster/build.sh installs its packages: as root, non-interactive, an apt-get
+# update only when the first try fails.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  test "$$(id -u)" = 0 || { echo "installing chromium needs root (apt-get)" >&2; exit 1; }; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	}
+
+test-local: setup browser
 	$(BIN)/pytest -m local
 
 # Brings the dev control plane up for the cluster tests and down again afterwards, unless it
@@ -58,7 +69,7 @@ test-cluster: setup
 	test -n "$$was_up" || devcluster/down.sh; \
 	exit $$rc
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest -m "unit or local"
 	$(MAKE) test-cluster
 

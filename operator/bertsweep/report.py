@@ -37,6 +37,7 @@ from optuna.visualization import (
     plot_parallel_coordinate,
     plot_param_importances,
 )
+from plotly.colors import sample_colorscale
 from plotly.offline import get_plotlyjs
 from pydantic import ValidationError
 
@@ -51,7 +52,6 @@ from bertsweep.api import (
     SweepStatus,
     Trial,
     TrialPhase,
-    TrialSummary,
     describe_validation_error,
     value_key,
 )
@@ -71,6 +71,8 @@ _CURVE_END = {
     TrialPhase.failed: "x-open",
     TrialPhase.running: "circle-open",
 }
+# Optuna's blues without their palest third, which vanishes on a white page.
+_LINE_SCALE = [[0.0, "rgb(158,202,225)"], [0.5, "rgb(33,113,181)"], [1.0, "rgb(8,48,107)"]]
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 # Nothing but the page's own inline scripts and styles (and plotly's data: images) may load.
 _CSP = (
@@ -250,8 +252,12 @@ def _parallel(spec: SweepSpec, study: optuna.Study) -> str:
     figure = _plot(plot_parallel_coordinate, study, target_name=spec.objective.metric)
     # Room above the axes for their top tick labels, and beside them for long names.
     figure.update_layout(margin={"l": 80, "r": 80, "t": 50, "b": 40})
-    _sharpen_objective_axis(figure, [t.value for t in finished if t.value is not None])
-    # Optuna's half-transparent hairlines fade to nothing at the pale end of the colour scale.
+    values = [t.value for t in finished if t.value is not None]
+    _restyle_parallel(figure, values, spec.objective.goal is Goal.maximize)
+    # Optuna cuts names of 20 characters or more ("per_device_train_..."): the whole name,
+    # broken at an underscore, fits under its axis as well. Its axes: objective, then sorted.
+    names = [spec.objective.metric, *sorted(p.name for p in spec.parameters)]
+    figure.update_xaxes(ticktext=[_wrapped(n) for n in names])
     figure.update_traces(opacity=0.9, line_width=2, selector={"mode": "lines"})
     return (
         f"<p>One line per finished trial, from its {_e(spec.objective.metric)} (left axis, "
@@ -260,24 +266,35 @@ def _parallel(spec: SweepSpec, study: optuna.Study) -> str:
     ) + _figure_html(figure, "parallel")
 
 
-def _sharpen_objective_axis(figure: go.Figure, values: Sequence[float]) -> None:
-    """Optuna labels the objective's axis, and each line's hover, with 3 significant digits:
-    the trials of a narrow range (0.683 to 0.6855) then read alike. Relabel them with as many
-    digits as tell the axis ticks apart, one more on hover. The objective is Optuna's first
-    axis (x = 0), its values mapped onto [0, 1] between their least and greatest."""
+def _restyle_parallel(figure: go.Figure, values: Sequence[float], maximize: bool) -> None:
+    """Optuna labels the objective's axis, and each line's hover, with 3 significant digits
+    (the trials of a narrow range, 0.683 to 0.6855, then read alike), and colours the worst
+    lines white on white. Relabel with as many digits as tell the axis ticks apart (one more
+    on hover) and recolour from pale to dark blue, the best darkest. The objective is
+    Optuna's first axis (x = 0), its values mapped onto [0, 1] between least and greatest."""
     low, high = min(values, default=0.0), max(values, default=0.0)
     ticks = [a for a in figure.layout.annotations if a.x == 0]
-    if high <= low or not ticks:
-        return
-    numbers = [low + float(a.y) * (high - low) for a in ticks]
-    digits = next(d for d in range(3, 17) if len({f"{v:.{d}g}" for v in numbers}) == len(numbers))
-    for a, v in zip(ticks, numbers, strict=True):
-        a.text = f"{v:.{digits}g}"
-    for trace in figure.data:
-        if trace.customdata is not None and len(trace.customdata) and trace.y:
-            value = low + float(trace.y[0]) * (high - low)
-            first = [trace.customdata[0][0], f"{value:.{digits + 1}g}"]
-            trace.customdata = [first, *trace.customdata[1:]]
+    lines = [t for t in figure.data if t.mode == "lines" and t.y and t.customdata is not None]
+    spread = high - low or 1.0
+    if high > low and ticks:
+        numbers = [low + float(a.y) * spread for a in ticks]
+        digits = next(d for d in range(3, 17) if len({f"{v:.{d}g}" for v in numbers}) == len(ticks))
+        for a, v in zip(ticks, numbers, strict=True):
+            a.text = f"{v:.{digits}g}"
+    for trace in lines:
+        value = low + float(trace.y[0]) * spread
+        shade = (value - low) / spread if maximize else (high - value) / spread
+        first = [trace.customdata[0][0], f"{value:.5g}"]
+        trace.update(customdata=[first, *trace.customdata[1:]])
+        trace.update(line_color=sample_colorscale(_LINE_SCALE, shade if high > low else 1.0)[0])
+    figure.update_traces(marker_colorscale=_LINE_SCALE, selector={"mode": "markers"})
+
+
+def _wrapped(name: str) -> str:
+    if len(name) < 20 or "_" not in name:
+        return name
+    cut = min((i for i, c in enumerate(name) if c == "_"), key=lambda i: abs(2 * i - len(name)))
+    return f"{name[: cut + 1]}<br>{name[cut + 1 :]}"
 
 
 def _importance(spec: SweepSpec, study: optuna.Study) -> str:
@@ -387,7 +404,8 @@ def _figure_html(figure: go.Figure, key: str) -> str:
 
 def _summary(spec: SweepSpec, status: SweepStatus, trials: Sequence[Trial]) -> str:
     counts = status.trials.model_dump()
-    words = ("succeeded", "pruned", "failed", "running", "pending", "retried")
+    first = ("succeeded", "pruned", "failed", "running", "pending")
+    words = [*first, *(k for k in counts if k not in first and k != "total")]
     rows = [
         ("phase", _phase(status.phase.value)),
         ("trials", f"{len(trials)} of at most {spec.max_trials} (done {_e(status.done)})"),
@@ -419,9 +437,9 @@ def _settings(spec: SweepSpec) -> str:
     general = [(_e(k), _e(_compact(v))) for k, v in wire.items() if k not in skipped]
     parameters = _table(
         ["parameter", "type", "searched over"],
-        [[_e(p.name), _e(p.type.value), _e(_domain(p))] for p in spec.parameters],
+        [([_e(p.name), _e(p.type.value), _e(_domain(p))], "") for p in spec.parameters],
     )
-    fixed = _table(["fixed", "value"], [[_e(k), _e(_fmt(v))] for k, v in spec.fixed.items()])
+    fixed = _table(["fixed", "value"], [([_e(k), _e(_fmt(v))], "") for k, v in spec.fixed.items()])
     whole = _e(yaml.safe_dump(wire, sort_keys=False))
     return (
         f'{_key_values(general)}<div class="side-by-side">{parameters}'
@@ -431,26 +449,27 @@ def _settings(spec: SweepSpec) -> str:
 
 
 def _leaderboard(spec: SweepSpec, status: SweepStatus) -> str:
+    """The best trials, best first; where a trial's model is kept, its path on a row beneath
+    (a path is too long for a column among the metrics)."""
     board = status.leaderboard
     if not board:
         return _note("No trial has succeeded yet.")
     names = [p.name for p in spec.parameters]
     metrics = sorted(_keys(s.metrics for s in board), key=lambda m: m != spec.objective.metric)
     tests = _keys(s.test_metrics for s in board)
-    models = any(s.model_path for s in board)
     header = ["#", "trial", *names, *metrics, *(f"test {m}" for m in tests)]
-
-    def row(rank: int, s: TrialSummary) -> list[str]:
+    rows = []
+    for rank, s in enumerate(board, 1):
         cells = [str(rank), _e(s.name), *(_e(_fmt(s.parameters.get(n, ""))) for n in names)]
         cells += [_metric(s.metrics.get(m), m == spec.objective.metric) for m in metrics]
-        cells += [_metric(s.test_metrics.get(m)) for m in tests]
-        return cells + ([f"<code>{_e(s.model_path or '')}</code>"] if models else [])
-
-    rows = [row(i + 1, s) for i, s in enumerate(board)]
-    return _table([_e(h) for h in header + (["model"] if models else [])], rows)
+        cells += [_metric(s.test_metrics.get(m), m == spec.objective.metric) for m in tests]
+        rows.append((cells, f"model <code>{_e(s.model_path)}</code>" if s.model_path else ""))
+    return _table([_e(h) for h in header], rows)
 
 
 def _trial_table(spec: SweepSpec, trials: Sequence[Trial], left_out: int) -> str:
+    """One row per trial; a trial that did not succeed has its message on a row of its own
+    beneath, across the table (messages are long: TrainingArguments lists every choice)."""
     if not trials:
         return _note("No trial has been created yet.")
     names = [p.name for p in spec.parameters]
@@ -464,31 +483,24 @@ def _trial_table(spec: SweepSpec, trials: Sequence[Trial], left_out: int) -> str
             cells.append(faulty if n in t.faulty_parameters else value)
         cells.append(_metric(t.objective(spec.objective)))
         cells.append(f"{t.reports[-1].epoch:.2f}" if t.reports else "")
-        cells += [_e(_duration(t.start_time, t.completion_time)), _reason(t)]
-        rows.append(cells)
-    table = _table([_e(h) for h in header], rows, wide_last=True)
-    if left_out:
-        table += _note(
-            f"{left_out} trial(s) are left out of the figures: their values lie outside the "
-            "spec's search space (the spec was edited since they ran)."
-        )
-    return table
+        cells += [_e(_duration(t.start_time, t.completion_time)), _e(t.reason or "")]
+        rows.append((cells, _message(t)))
+    note = _note(
+        f"{left_out} trial(s) are left out of the figures: their values lie outside the "
+        "spec's search space (the spec was edited since they ran)."
+    )
+    return _table([_e(h) for h in header], rows) + (note if left_out else "")
 
 
-def _reason(trial: Trial) -> str:
-    """Its reason, and for a trial that did not succeed its message, folded when long."""
-    reason = f"<b>{_e(trial.reason)}</b>" if trial.reason else ""
+def _message(trial: Trial) -> str:
+    """The message of a trial that did not succeed, folded behind its start when long."""
     message = (trial.message or "").strip()
     if not message or trial.phase is TrialPhase.succeeded:
-        return reason
-    text = f"{reason}: " if reason else ""
+        return ""
     if len(message) <= SHORT_MESSAGE and "\n" not in message:
-        return f'{text}<span class="message">{_e(message)}</span>'
+        return _e(message)
     first = message.splitlines()[0][: SHORT_MESSAGE // 2]
-    return (
-        f"{text}<details><summary>{_e(first)}…</summary>"
-        f'<pre class="message">{_e(message)}</pre></details>'
-    )
+    return f"<details><summary>{_e(first)}…</summary><pre>{_e(message)}</pre></details>"
 
 
 # ---- HTML and text helpers -------------------------------------------------------------------
@@ -506,12 +518,19 @@ def _phase(phase: str) -> str:
     return f'<span class="phase phase-{_e(phase.lower())}">{_e(phase)}</span>'
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], wide_last: bool = False) -> str:
-    """Header and cells are HTML already (escaped by the caller)."""
+def _table(header: Sequence[str], rows: Iterable[tuple[Sequence[str], str]]) -> str:
+    """A table of (cells, detail) rows: a detail (a message, a path) is a row of its own
+    beneath, across every column but the first. Header, cells and details are HTML already
+    (escaped by the caller)."""
+    body = []
+    for cells, detail in rows:
+        row = "".join(f"<td>{c}</td>" for c in cells)
+        if detail:
+            row = f'<tr class="told">{row}</tr><tr class="detail"><td></td>'
+            row += f'<td colspan="{len(header) - 1}">{detail}</td>'
+        body.append(f"<tr>{row}</tr>" if not detail else f"{row}</tr>")
     head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    cls = ' class="wide-last"' if wide_last else ""
-    table = f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     return f'<div class="table">{table}</div>'
 
 
@@ -569,7 +588,7 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
 
 _STYLE = """
 body { font: 14px system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  margin: 0 auto; max-width: 1280px; padding: 0 24px 48px; color: #1f2937; }
+  margin: 0 auto; max-width: 1400px; padding: 0 24px 48px; color: #1f2937; }
 header { position: sticky; top: 0; background: #fff; border-bottom: 1px solid #e5e7eb;
   padding: 12px 0 8px; z-index: 10; }
 h1 { font-size: 22px; margin: 0 0 6px; }
@@ -579,8 +598,9 @@ nav a { margin-right: 14px; color: #1d4ed8; text-decoration: none; }
 table { border-collapse: collapse; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e5e7eb; text-align: left;
   vertical-align: top; white-space: nowrap; }
-thead th { background: #f3f4f6; } tbody tr:nth-child(even) { background: #fafafa; }
-table.wide-last td:last-child { white-space: normal; min-width: 320px; max-width: 640px; }
+thead th { background: #f3f4f6; }
+tr.told td { border-bottom: none; }
+tr.detail td { padding-top: 0; white-space: normal; color: #4b5563; }
 table.pairs th { width: 180px; color: #4b5563; } table.pairs td { white-space: normal; }
 .side-by-side { display: flex; gap: 32px; flex-wrap: wrap; align-items: flex-start; }
 .phase { font-weight: 600; } .phase-succeeded { color: #15803d; }
@@ -590,6 +610,5 @@ table.pairs th { width: 180px; color: #4b5563; } table.pairs td { white-space: n
 pre { background: #f9fafb; border: 1px solid #e5e7eb; padding: 8px; white-space: pre-wrap; }
 details summary { cursor: pointer; } .note { color: #4b5563; font-style: italic; }
 .figure { border: 1px solid #e5e7eb; border-radius: 4px; }
-code { font-size: 12px; display: inline-block; max-width: 380px; word-break: break-all;
-  white-space: normal; }
+code { font-size: 12px; white-space: normal; }
 """

@@ -245,9 +245,12 @@ def test_the_leaderboard_holds_parameters_metrics_model_and_test_metrics() -> No
     header = re.findall(r"<th>([^<]*)</th>", board)
     assert header[:5] == ["#", "trial", "learning_rate", "num_hidden_layers", "lr_scheduler_type"]
     assert header[5] == "eval_accuracy"  # the objective first
-    assert {"eval_loss", "test eval_accuracy", "model"} <= set(header)
-    rows = board.split("<tr>")[2:]
-    assert len(rows) == 6 and "sweep-0005" in rows[0] and "/models/sweep-0005" in rows[0]
+    assert {"eval_loss", "test eval_accuracy"} <= set(header)
+    rows = re.findall(r'<tr class="told">(.*?)</tr><tr class="detail">(.*?)</tr>', board)
+    assert len(rows) == 6  # every trial kept its model here: a row beneath with its path
+    best, path = rows[0]
+    assert "<td>sweep-0005</td>" in best and best.endswith("<td><b>0.7</b></td>")  # its test
+    assert "model <code>/models/sweep-0005</code>" in path
 
 
 def test_every_trial_is_listed_with_its_phase_and_a_failure_with_reason_and_message() -> None:
@@ -257,10 +260,20 @@ def test_every_trial_is_listed_with_its_phase_and_a_failure_with_reason_and_mess
         assert f"sweep-{i:04d}" in table
     assert table.count('class="phase phase-succeeded"') == 6
     assert table.count("phase-pruned") == 1 and table.count("phase-running") == 1
-    row = next(r for r in table.split("<tr>") if "sweep-0007" in r)
-    assert "phase-failed" in row and "<b>InvalidParameter</b>" in row
-    assert "TrainingArguments rejected" in row and "Traceback" in row  # folded, not dropped
+    # Its row, then its message on a row of its own beneath.
+    found = re.search(
+        r'<tr class="told"><td>sweep-0007</td>(.*?)</tr><tr class="detail">(.*?)</tr>',
+        table,
+        re.DOTALL,
+    )
+    assert found, table
+    row, message = found.groups()
+    assert "phase-failed" in row and "<td>InvalidParameter</td>" in row
     assert 'class="faulty"' in row  # the value that caused it
+    assert "<summary>TrainingArguments rejected" in message  # folded behind its first line
+    assert "Traceback" in message  # not dropped
+    succeeded = re.search(r"<tr><td>sweep-0000</td>(.*?)</tr>", table)
+    assert succeeded and "<td>Completed</td>" in succeeded.group(1)
 
 
 def test_user_text_is_escaped_everywhere() -> None:
@@ -509,3 +522,26 @@ def test_trial_report_without_failures_has_no_failure_lines() -> None:
     console.print(trial_report(make_spec(), make_status(trials), trials, title="t"))
     text = console.export_text()
     assert "sweep-0000" in text and "failed:" not in text and "Succeeded" in text
+
+
+def test_long_parameter_names_are_whole_under_their_axis() -> None:
+    spec = make_spec(
+        parameters=[
+            {"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1e-3, "scale": "log"},
+            {"name": "per_device_train_batch_size", "type": "categorical", "values": [16, 32]},
+        ]
+    )
+    trials = [
+        make_trial(
+            i, parameters={"learning_rate": 1e-4, "per_device_train_batch_size": 16 * (i % 2 + 1)}
+        )
+        for i in range(3)
+    ]
+    _, layout = plot(page_of(trials, spec), "parallel")
+    assert layout["xaxis"]["ticktext"] == [
+        "eval_accuracy",
+        "learning_rate",
+        "per_device_train_<br>batch_size",  # not Optuna's "per_device_train_..."
+    ]
+    ticks = {a["text"] for a in layout["annotations"] if a["x"] == 2}
+    assert ticks == {"16", "32"}

@@ -163,6 +163,8 @@ def decide(
     for record in readable:
         trial = trials[record.name]
         pod = trial_pods.get(record.name)
+        if trial is record.trial and not trial.phase.active and pod is None:
+            continue  # ended before this pass, nothing left of it to act on: most records
         outcome = outcomes.get(record.name)
         moved_on = trial.retries != record.trial.retries or not trial.phase.active
         if pod is not None and moved_on:

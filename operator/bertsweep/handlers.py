@@ -45,6 +45,7 @@ from bertsweep.api import (
     describe_validation_error,
     parse_spec,
 )
+from bertsweep.cache import RecordCache
 from bertsweep.contract import model_store
 from bertsweep.kube import Conflict, ForeignObject, Kube, Refused
 from bertsweep.outcomes import Timeouts
@@ -92,6 +93,26 @@ class Operator:
     metrics: TrialMetrics
     timeouts: Timeouts = field(default_factory=Timeouts)
     allow_host_path: bool = False
+    cache: RecordCache | None = None
+    """The BertTrial objects seen (the watch feeds it): None lists them on every pass."""
+
+    def trial_objects(self, namespace: str, name: str) -> list[Mapping[str, Any]]:
+        """The sweep's BertTrial objects: from the cache while it is fresh, else listed."""
+        label = names.sweep_label(name)
+        if self.cache is not None:
+            held = self.cache.objects(namespace, label)
+            if held is not None:
+                return held
+        listed: list[Mapping[str, Any]] = list(self.kube.list_trials(namespace, name))
+        if self.cache is not None:
+            self.cache.replace(namespace, label, listed)
+        return listed
+
+    def remember(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Write-through: what a write returned is the newest version there is."""
+        if self.cache is not None:
+            self.cache.put(obj)
+        return obj
 
     def run_pass(self, namespace: str, name: str) -> PassResult:
         sweep = self.kube.get_sweep(namespace, name)
@@ -109,7 +130,8 @@ class Operator:
             return PassResult(phase=SweepPhase.failed.value, settled=True)
 
         # Observe.
-        records = observe.owned_records(sweep, self.kube.list_trials(namespace, name))
+        read = self.cache.read if self.cache is not None else observe.read_trial
+        records = observe.owned_records(sweep, self.trial_objects(namespace, name), read)
         readable = records.readable
         found = self.kube.live_pods(namespace, name)
         for pod_name in observe.pods_to_fetch(readable, found):
@@ -162,8 +184,8 @@ class Operator:
         uid = str(sweep["metadata"]["uid"])
         bodies = dict(bodies or {})
         for write in decision.trial_writes:
-            bodies[write.name] = self.kube.replace_trial_status(
-                bodies[write.name], decide.status_body(write.status)
+            bodies[write.name] = self.remember(
+                self.kube.replace_trial_status(bodies[write.name], decide.status_body(write.status))
             )
         for trial in decision.ended:
             TRIALS_ENDED.labels(trial.phase.value).inc()
@@ -183,7 +205,7 @@ class Operator:
                     continue
                 if created:
                     TRIALS_CREATED.inc()
-                bodies[trial.name] = obj
+                bodies[trial.name] = self.remember(obj)
                 record = observe.read_trial(obj)
                 if record.trial.phase.active:
                     refusals += self._create_pod(
@@ -192,8 +214,10 @@ class Operator:
             decision = decide.refused(sweep, spec, decision, refusals, datetime.now(UTC))
             for write in decision.trial_writes:
                 if write.name in {r.trial.name for r in refusals if r.recorded}:
-                    self.kube.replace_trial_status(
-                        bodies[write.name], decide.status_body(write.status)
+                    self.remember(
+                        self.kube.replace_trial_status(
+                            bodies[write.name], decide.status_body(write.status)
+                        )
                     )
         if spec is not None and decision.finalize is not None:
             owner = pods.Owner(API_VERSION, SWEEP_KIND, sweep["metadata"]["name"], uid)
@@ -251,11 +275,16 @@ class Workers:
         self._kicks: dict[Key, asyncio.Event] = {}
         self._generations: dict[Key, Any] = {}
         self._phases: dict[Key, str] = {}
+        self._by_label: dict[Key, Key] = {}
 
     def sweep_changed(self, namespace: str, name: str, generation: Any, deleted: bool) -> None:
         key = (namespace, name)
+        # Pods carry the sweep's label, which is its name cut to 63 characters past that.
+        self._by_label[(namespace, names.sweep_label(name))] = key
         if deleted:
             self._forget(key)
+            if self.operator.cache is not None:
+                self.operator.cache.forget(namespace, names.sweep_label(name))
             return
         task = self._tasks.get(key)
         if task is None or task.done():
@@ -266,8 +295,9 @@ class Workers:
         self._generations[key] = generation
         self._kicks[key].set()
 
-    def pod_changed(self, namespace: str, sweep: str) -> None:
-        kick = self._kicks.get((namespace, sweep))
+    def pod_changed(self, namespace: str, sweep_label: str) -> None:
+        key = self._by_label.get((namespace, sweep_label), (namespace, sweep_label))
+        kick = self._kicks.get(key)
         if kick is not None:
             kick.set()
 
@@ -280,6 +310,7 @@ class Workers:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         self._kicks.pop(key, None)
+        self._by_label = {k: v for k, v in self._by_label.items() if v != key}
         self._generations.pop(key, None)
         self._phases.pop(key, None)
         self._count_phases()
@@ -362,6 +393,16 @@ async def pod_event(labels: kopf.Labels, namespace: str | None, memo: Any, **_: 
     memo.workers.pod_changed(namespace or "", labels[SWEEP_LABEL])
 
 
+@kopf.on.event(GROUP, VERSION, "berttrials", registry=REGISTRY)
+async def trial_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    # Only the cache: our own writes are most of these events, and pods wake the sweeps.
+    obj = event.get("object") or {}
+    if event.get("type") == "DELETED":
+        memo.cache.remove(obj)
+    else:
+        memo.cache.put(obj)
+
+
 @kopf.on.cleanup(registry=REGISTRY)
 async def stop_workers(memo: Any, **_: Any) -> None:
     await memo.workers.stop()
@@ -402,6 +443,7 @@ def run_operator(namespaces: Sequence[str] | None = None, prometheus_url: str | 
     except ConfigException as error:
         log.error("no Kubernetes credentials (kubeconfig or in-cluster): %s", error)
         return 2
+    cache = RecordCache()
     operator = Operator(
         kube=kube,
         metrics=TrialMetrics(httpx.Client(timeout=httpx.Timeout(5.0)), default_url),
@@ -410,6 +452,7 @@ def run_operator(namespaces: Sequence[str] | None = None, prometheus_url: str | 
             unschedulable_seconds=settings.unschedulable_timeout_seconds,
         ),
         allow_host_path=settings.allow_host_path,
+        cache=cache,
     )
     log.info(
         "watching %s; default Prometheus: %s; hostPath volumes %s",
@@ -423,7 +466,8 @@ def run_operator(namespaces: Sequence[str] | None = None, prometheus_url: str | 
         clusterwide=not namespaces,
         namespaces=list(namespaces or ()),
         memo=kopf.Memo(
-            workers=Workers(operator, settings.interval_seconds, settings.idle_interval_seconds)
+            workers=Workers(operator, settings.interval_seconds, settings.idle_interval_seconds),
+            cache=cache,
         ),
     )
     return 0

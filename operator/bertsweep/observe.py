@@ -9,7 +9,7 @@ pod of a trial's current attempt, series from that pod only. Pure: plain dicts i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -112,9 +112,14 @@ class Records:
         return max(used) + 1 if used else 0
 
 
-def owned_records(sweep: Mapping[str, Any], objs: Iterable[Mapping[str, Any]]) -> Records:
+def owned_records(
+    sweep: Mapping[str, Any],
+    objs: Iterable[Mapping[str, Any]],
+    read: Callable[[Mapping[str, Any]], TrialRecord] = read_trial,
+) -> Records:
     """The sweep's own trial records. A sweep deleted and created again under the same name
-    leaves records that the garbage collector has not removed yet: they are not this sweep's."""
+    leaves records that the garbage collector has not removed yet: they are not this sweep's.
+    `read` parses one (the operator's cache parses each version once)."""
     uid = (sweep.get("metadata") or {}).get("uid")
     records = Records()
     for obj in objs:
@@ -122,7 +127,7 @@ def owned_records(sweep: Mapping[str, Any], objs: Iterable[Mapping[str, Any]]) -
         if meta.get("deletionTimestamp") or controller_uid(obj) != uid:
             continue
         try:
-            records.readable.append(read_trial(obj))
+            records.readable.append(read(obj))
         except ValidationError as error:
             index = (obj.get("spec") or {}).get("index")
             records.unreadable.append(

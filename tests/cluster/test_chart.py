@@ -39,7 +39,7 @@ MONITORING = "monitoring.coreos.com/v1"
 OPERATOR_REQUESTS = [
     *[(verb, f"bertsweeps.{GROUP}") for verb in ("get", "list", "watch")],
     ("update", f"bertsweeps.{GROUP}/status"),
-    *[(verb, f"berttrials.{GROUP}") for verb in ("get", "list", "create")],
+    *[(verb, f"berttrials.{GROUP}") for verb in ("get", "list", "watch", "create")],
     ("update", f"berttrials.{GROUP}/status"),
     *[(verb, "pods") for verb in ("get", "list", "watch", "create", "delete")],
     ("create", "events"),
@@ -49,6 +49,8 @@ OPERATOR_REQUESTS = [
 CLUSTER_WIDE_WATCHES = [
     ("list", f"bertsweeps.{GROUP}"),
     ("watch", f"bertsweeps.{GROUP}"),
+    ("list", f"berttrials.{GROUP}"),
+    ("watch", f"berttrials.{GROUP}"),
     ("list", "pods"),
     ("watch", "pods"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),

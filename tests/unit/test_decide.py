@@ -513,8 +513,10 @@ class FakeCluster:
 
     def replace_trial_status(self, trial: Any, status: Any) -> Any:
         self._write()
-        self.trials[trial["metadata"]["name"]]["status"] = json.loads(json.dumps(status))
-        return trial
+        stored = self.trials[trial["metadata"]["name"]]
+        stored["status"] = json.loads(json.dumps(status))
+        stored["metadata"]["resourceVersion"] = str(int(stored["metadata"]["resourceVersion"]) + 1)
+        return json.loads(json.dumps(stored))
 
     def live_pods(self, namespace: str, sweep: str) -> dict[str, Any]:
         return {
@@ -551,22 +553,28 @@ class NoMetrics:
         return MetricsReading(source="none", problem="no Prometheus in this test")
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["listing", "cached"])
 @pytest.mark.parametrize("crash_after", range(5))  # a pass writes at most 5 times here
 def test_killing_the_operator_at_any_write_loses_no_trial_and_starts_none_twice(
-    crash_after: int,
+    crash_after: int, cached: bool
 ) -> None:
+    from bertsweep.cache import RecordCache
     from bertsweep.handlers import Operator
 
     cluster = FakeCluster(sweep_obj(parallelism=2, maxTrials=4))
     crashes = 0
+    # With `cached`, one process's cache lives from pass to pass, fed only by its own writes
+    # (no watch here), and a crash loses it with the process.
+    cache = RecordCache() if cached else None
     for _ in range(200):
-        # Every fourth pass, a fresh operator is killed after `crash_after` writes.
+        # Every fourth pass, the operator is killed after `crash_after` writes.
         cluster.budget = crash_after if crashes < 6 and cluster.clock % 4 == 0 else None
-        operator = Operator(kube=cluster, metrics=NoMetrics())  # type: ignore[arg-type]
+        operator = Operator(kube=cluster, metrics=NoMetrics(), cache=cache)  # type: ignore[arg-type]
         try:
             operator.run_pass("ns", "s")
         except Crash:
             crashes += 1
+            cache = RecordCache() if cached else None
         cluster.tick()
         if cluster.sweep.get("status", {}).get("phase") == "Succeeded":
             break

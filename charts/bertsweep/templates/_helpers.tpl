@@ -79,7 +79,7 @@ operator's own calls (operator/bertsweep/kube.py) or one of kopf's (handlers.py 
   verbs: [update]
 - apiGroups: [tuning.bertsweep.io]
   resources: [berttrials]
-  verbs: [get, list, create]
+  verbs: [get, list, watch, create]
 - apiGroups: [tuning.bertsweep.io]
   resources: [berttrials/status]
   verbs: [update]

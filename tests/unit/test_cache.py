@@ -1,0 +1,73 @@
+"""The operator's cache of BertTrial objects (bertsweep.cache): current with the watch and its
+own writes, parsed once a version, and never trusted past its resync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from objects import sweep_obj, trial_obj
+
+from bertsweep.cache import RecordCache
+from bertsweep.observe import owned_records
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def versioned(index: int, version: int, **status: Any) -> Any:
+    obj = trial_obj(index, status or None)
+    obj["metadata"]["resourceVersion"] = str(version)
+    return obj
+
+
+def test_a_sweep_is_listed_first_then_served_from_the_cache_until_resync() -> None:
+    clock = Clock()
+    cache = RecordCache(resync=300, clock=clock)
+    assert cache.objects("ns", "s") is None, "never listed: list it"
+    cache.replace("ns", "s", [versioned(0, 5), versioned(1, 6)])
+    assert [o["metadata"]["name"] for o in cache.objects("ns", "s") or []] == ["s-0000", "s-0001"]
+    cache.put(versioned(2, 7))  # a watch event: a new record
+    assert len(cache.objects("ns", "s") or []) == 3
+    clock.now = 301
+    assert cache.objects("ns", "s") is None, "stale: list again, a missed event heals"
+
+
+def test_an_older_version_never_replaces_a_newer_one() -> None:
+    cache = RecordCache()
+    cache.replace("ns", "s", [versioned(0, 9, phase="Running")])
+    cache.put(versioned(0, 8, phase="Pending"))  # a late watch event of before our write
+    (obj,) = cache.objects("ns", "s") or []
+    assert obj["metadata"]["resourceVersion"] == "9"
+    cache.put(versioned(0, 10, phase="Succeeded"))
+    (obj,) = cache.objects("ns", "s") or []
+    assert obj["status"]["phase"] == "Succeeded"
+    cache.remove(obj)
+    assert cache.objects("ns", "s") == []
+
+
+def test_each_version_is_parsed_once_and_reads_as_observe_reads_it() -> None:
+    cache = RecordCache()
+    first = versioned(0, 3, phase="Succeeded")
+    cache.replace("ns", "s", [first])
+    a = cache.read(first)
+    assert cache.read(versioned(0, 3, phase="Succeeded")) is a, "same uid and version: one parse"
+    records = owned_records(sweep_obj(), cache.objects("ns", "s") or [], cache.read)
+    assert [r.trial for r in records.readable] == [a.trial]
+    newer = versioned(0, 4, phase="Failed")
+    cache.put(newer)
+    assert cache.read(newer) is not a and cache.read(newer).trial.phase.value == "Failed"
+
+
+def test_a_deleted_sweep_is_forgotten() -> None:
+    cache = RecordCache()
+    cache.replace("ns", "s", [versioned(0, 1)])
+    cache.forget("ns", "s")
+    assert cache.objects("ns", "s") is None

@@ -46,9 +46,9 @@ crds: setup
 test-unit: setup
 	$(BIN)/pytest -m unit
 
-# Debian's Chromium, for the browser test of the HTML report (tests/local/test_report.py);
-# installed as devcluster/build.sh installs its packages: as root, non-interactive, an apt-get
-# update only when the first try fails.
+# Debian's Chromium, for the browser test of the HTML report (tests/local/
+# test_report_browser.py), installed as devcluster/build.sh installs its packages: as root,
+# non-interactive, an apt-get update only when the first try fails.
 browser:
 	@test -x /usr/bin/chromium || { \
 	  test "$$(id -u)" = 0 || { echo "installing chromium needs root (apt-get)" >&2; exit 1; }; \

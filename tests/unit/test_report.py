@@ -1,8 +1,8 @@
 """The HTML report (`bertsweep.report`) and `bertsweep report`, with plain trial records.
 
 The page is read as a browser would read it (html.parser for what it would fetch, the JSON of
-each `Plotly.newPlot` call for what each figure draws); tests/local/test_report.py opens a
-real sweep's page in a real browser.
+each `Plotly.newPlot` call for what each figure draws); tests/local/test_report_browser.py
+opens a real sweep's page in a real browser.
 """
 
 from __future__ import annotations

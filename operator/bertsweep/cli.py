@@ -7,13 +7,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from rich.console import Console
 
 from bertsweep import manifest as manifests
-from bertsweep.api import BertSweepManifest, ManifestError, SweepPhase, Trial
+from bertsweep.api import BertSweepManifest, ManifestError, SweepPhase
+
+if TYPE_CHECKING:  # the cluster commands import it (and the kubernetes client) when run
+    from bertsweep import remote
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -135,27 +138,144 @@ def _read_result(path: Path) -> dict[str, Any]:
     return data
 
 
+def _cluster_command(command: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """A command that may read a cluster: its RemoteError (and a result it cannot read) as
+    one line and the error's exit code; anything unexpected as one line and exit 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        from bertsweep import remote
+        from bertsweep.best import ResultError
+
+        try:
+            return command(args)
+        except remote.RemoteError as error:
+            print(f"error: {error.message}", file=sys.stderr)
+            return error.code
+        except (ResultError, ManifestError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            return remote.EXIT_INTERRUPTED
+        except Exception as error:
+            detail = " ".join(str(error).split())[:300]
+            print(
+                f"error: unexpected {type(error).__name__}{': ' + detail if detail else ''} "
+                "(a bug in bertsweep: please report it)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+
+    run.__doc__ = command.__doc__
+    return run
+
+
+@_cluster_command
 def cmd_best(args: argparse.Namespace) -> int:
-    result = _read_result(Path(args.result))
-    best = result.get("bestTrial")
-    if not best:
-        print(f"{result.get('sweep')}: no trial succeeded", file=sys.stderr)
+    from bertsweep import best as bests
+    from bertsweep import remote
+
+    path = bests.target(args.result)
+    if path is not None:
+        result = _read_result(path)
+        config = bests.from_result(result, str(path))
+        sweep, running = result.get("sweep"), False
+    else:
+        try:
+            config, status = remote.best_of(_target(args), args.result)
+        except remote.RemoteError as error:
+            # TARGET may have been meant as a path that is not there: say both.
+            hint = f"{error.message}; no file or folder {args.result} here either"
+            raise remote.RemoteError(hint, error.code) from None
+        sweep, running = args.result, not status.phase.finished
+    if config is None:
+        print(f"{sweep}: no trial succeeded{' yet' if running else ''}", file=sys.stderr)
         return EXIT_FAILED
-    sys.stdout.write(yaml.safe_dump(best, sort_keys=False))
+    if not config.spec_known:
+        print(
+            f"{args.result}: the result holds no spec (written by an older bertsweep): "
+            "the fixed values and the model are missing",
+            file=sys.stderr,
+        )
+    elif running:
+        print(f"{sweep}: still running, the best trial so far", file=sys.stderr)
+    sys.stdout.write(bests.render(config, bests.Format(args.format)))
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from bertsweep.display import trial_table
+def _target(args: argparse.Namespace) -> remote.Target:
+    """The cluster and namespace of a command's --kubeconfig, --context, -n (as kubectl)."""
+    from bertsweep import remote
 
-    result = _read_result(Path(args.result))
-    prefer = result.get("sweep")
-    manifest, _ = _load_sweep(
-        Path(args.manifest), args.sweep, prefer if isinstance(prefer, str) else None
-    )
-    trials = [Trial.model_validate({**t, "index": i}) for i, t in enumerate(result["trials"])]
-    title = f"{result.get('sweep')}: {result.get('phase')}"
-    _console().print(trial_table(manifest.spec, trials, title=title))
+    return remote.connect(args.kubeconfig, args.context, args.namespace)
+
+
+def _dump(data: Any, output: str) -> None:
+    if output == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+@_cluster_command
+def cmd_list(args: argparse.Namespace) -> int:
+    from bertsweep import remote
+
+    target = _target(args)
+    rows = remote.list_sweeps(target, args.all_namespaces)
+    if args.output:
+        _dump([row.wire() for row in rows], args.output)
+    elif not rows:
+        where = "any namespace" if args.all_namespaces else f"namespace {target.namespace}"
+        print(f"No BertSweeps in {where}.", file=sys.stderr)
+    else:
+        sys.stdout.write(remote.list_table(rows, remote.now(), args.all_namespaces))
+    return 0
+
+
+@_cluster_command
+def cmd_get(args: argparse.Namespace) -> int:
+    from bertsweep import remote
+
+    view = remote.fetch(_target(args), args.name)
+    if args.output:
+        _dump(remote.sweep_document(view), args.output)
+    else:
+        _console().print(remote.show(view))
+    return 0
+
+
+@_cluster_command
+def cmd_watch(args: argparse.Namespace) -> int:
+    from bertsweep import remote
+
+    return remote.watch(_target(args), args.name, _console(), interval=args.interval)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Every trial of a local run: a table with each failure's reason on the terminal, or,
+    with --html FILE, the whole report as one page that opens offline (bertsweep.report)."""
+    from bertsweep.display import trial_report
+    from bertsweep.report import html_report, run_records
+
+    result = _read_result(Path(args.run))
+    spec = None
+    if args.manifest is not None:
+        # A result written before result.json recorded the spec needs the manifest it ran.
+        prefer = result.get("sweep")
+        manifest, _ = _load_sweep(
+            Path(args.manifest), args.sweep, prefer if isinstance(prefer, str) else None
+        )
+        spec = manifest.spec
+    sweep, spec, status, trials = run_records(result, spec, where=args.run)
+    if args.html is None:
+        title = f"{sweep}: {status.phase.value}"
+        _console().print(trial_report(spec, status, trials, title=title))
+        return 0
+    try:
+        Path(args.html).write_text(html_report(sweep, spec, status, trials), encoding="utf-8")
+    except OSError as error:
+        raise ManifestError(f"cannot write the report to {args.html}: {error}") from None
+    print(f"report: {args.html}")
     return 0
 
 
@@ -189,13 +309,72 @@ def parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions (YAML)")
     crd.set_defaults(func=cmd_crd)
 
-    best = sub.add_parser("best", help="print the best trial of a local run (YAML)")
-    best.add_argument("result", help="result.json, or the run's output folder")
+    # What every command reading a cluster takes, as kubectl has it.
+    cluster = argparse.ArgumentParser(add_help=False)
+    cluster.add_argument(
+        "--kubeconfig", metavar="FILE", help="default: $KUBECONFIG, ~/.kube/config"
+    )
+    cluster.add_argument("--context", help="the kubeconfig context (default: its current one)")
+    cluster.add_argument(
+        "-n", "--namespace", help="default: the context's namespace, else 'default'"
+    )
+
+    best = sub.add_parser(
+        "best",
+        parents=[cluster],
+        help="print the best trial's whole configuration, of a local run or a cluster sweep",
+        description="TARGET is a local result when a file or folder of that name exists "
+        "(result.json or the run's output folder), else the BertSweep of that name in the "
+        "cluster.",
+    )
+    best.add_argument("result", metavar="TARGET", help="result.json, a run's folder, or NAME")
+    best.add_argument(
+        "--format",
+        choices=["yaml", "json", "args"],
+        default="yaml",
+        help="args: flags for bertsweep-trainer (--model REF --NAME VALUE ...)",
+    )
     best.set_defaults(func=cmd_best)
 
-    report = sub.add_parser("report", help="print every trial of a local run")
-    report.add_argument("manifest")
-    report.add_argument("result", help="result.json, or the run's output folder")
+    listing = sub.add_parser(
+        "list", parents=[cluster], help="the BertSweeps of a namespace (kubectl get bertsweeps)"
+    )
+    listing.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="the sweeps of every namespace"
+    )
+    listing.add_argument("-o", "--output", choices=["json", "yaml"], help="data, not a table")
+    listing.set_defaults(func=cmd_list)
+
+    get = sub.add_parser(
+        "get", parents=[cluster], help="a cluster sweep's leaderboard: every trial, best first"
+    )
+    get.add_argument("name", metavar="NAME")
+    get.add_argument("-o", "--output", choices=["json", "yaml"], help="data, not a table")
+    get.set_defaults(func=cmd_get)
+
+    watch = sub.add_parser(
+        "watch",
+        parents=[cluster],
+        help="a cluster sweep's live trial table until it ends (exit 1 if it Failed)",
+    )
+    watch.add_argument("name", metavar="NAME")
+    watch.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between looks (default: 2)"
+    )
+    watch.set_defaults(func=cmd_watch)
+
+    report = sub.add_parser(
+        "report", help="every trial of a local run: a table, or an HTML page (--html)"
+    )
+    report.add_argument(
+        "manifest",
+        nargs="?",
+        help="only for a result.json without the spec (an older run): the manifest it ran",
+    )
+    report.add_argument("run", help="the run's output folder, or its result.json")
+    report.add_argument(
+        "--html", metavar="FILE", help="write the report as one self-contained HTML page"
+    )
     report.add_argument(
         "--sweep",
         metavar="NAME",

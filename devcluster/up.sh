@@ -9,7 +9,10 @@
 # State, logs and pid files: REPO/.devcluster/ (removed by devcluster/down.sh).
 # Use it:   source .devcluster/env    # KUBECONFIG, PROMETHEUS_URL, PATH (+kubectl, helm)
 # Env: BERTSWEEP_CACHE (binary cache root, default ~/.cache/bertsweep),
-#      DEVCLUSTER_SKIP_CRDS=1 (do not install crds/*.yaml).
+#      DEVCLUSTER_SKIP_CRDS=1 (do not install crds/*.yaml),
+#      DEVCLUSTER_SIMULATE_IN_PROCESS=0 (run simulated trainer pods as processes too; by default
+#      the pod runner plays `bertsweep-trainer --simulate` pods in-process, a thread each: see
+#      devcluster/podrunner/inprocess.py).
 #
 # Idempotent: when the cluster is already up and healthy it (re)applies crds/ and exits 0; when
 # only a peripheral daemon (controller-manager, scheduler, Prometheus, pod runner) died, it is
@@ -156,13 +159,18 @@ ensure_kubelet_pki() {
 
 # `-m podrunner` with devcluster/ on the module path: the package is not installed anywhere.
 # (Pods do not inherit PYTHONPATH: the runner builds their environment from scratch.)
+# Simulated trainer pods (benchmarks of the operator) run in-process unless
+# DEVCLUSTER_SIMULATE_IN_PROCESS=0: as processes, starting them is what fills this machine's
+# cores at a few dozen trials a second, not the operator (benchmarks/README.md, "Operator scale").
 start_podrunner() {
+  local extra=()
+  [[ "${DEVCLUSTER_SIMULATE_IN_PROCESS:-1}" == 0 ]] || extra+=(--simulate-in-process)
   ensure_kubelet_pki
   start_daemon podrunner env PYTHONPATH="$HERE" "$PY" -m podrunner \
     --kubeconfig "$KUBECONFIG_FILE" --node-name "$NODE" --state-dir "$STATE" \
     --sd-file "$SD_FILE" --kubelet-port "$KUBELET_PORT" \
     --tls-cert-file "$PKI/kubelet.crt" --tls-private-key-file "$PKI/kubelet.key" \
-    --client-ca-file "$PKI/kubelet-client.crt"
+    --client-ca-file "$PKI/kubelet-client.crt" "${extra[@]}"
 }
 
 wait_ready() {

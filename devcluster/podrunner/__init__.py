@@ -33,6 +33,12 @@ What it does, per pod with ``spec.nodeName == NODE`` (all namespaces):
   127.0.0.1 at the Node's ``daemonEndpoints.kubeletEndpoint.Port``), so that ``kubectl logs``
   and ``kubectl logs -f`` work without any name lookup.
 
+With ``--simulate-in-process`` (devcluster/up.sh's default; ``DEVCLUSTER_SIMULATE_IN_PROCESS=0``
+turns it off) a pod whose container runs the simulated trainer (``bertsweep-trainer --simulate
+SECONDS``, the benchmarks' trials) gets no process: the runner plays it in a thread of its own,
+with the trainer's own code, the same status, termination message, /metrics and signals
+(``inprocess``). The Node's annotation ``bertsweep.io/simulate-in-process`` says which.
+
 stdout and stderr of a pod go to ``STATE/pods/NAMESPACE_NAME.log``. ``kubectl exec``,
 ``attach`` and ``port-forward`` do not work (the kubelet API serves logs only).
 
@@ -41,5 +47,6 @@ The modules, each with its contract in its docstring: ``main`` (command line, wi
 (list/watch), ``node`` (the Node object), ``env`` (container environment, ConfigMap/Secret
 reads), ``volumes`` (volumes and mounts), ``process`` (launch, supervise, kill, leftovers),
 ``status`` (status patches, deletion), ``discovery`` (Prometheus targets), ``logs`` (reading
-logs and termination messages), ``kubelet_api`` (the HTTPS log endpoint), ``common``.
+logs and termination messages), ``kubelet_api`` (the HTTPS log endpoint), ``inprocess``
+(simulated trainers played in-process), ``common``.
 """

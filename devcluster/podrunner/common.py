@@ -49,6 +49,8 @@ class Settings:
     tls_cert: Path | None
     tls_key: Path | None
     client_ca: Path | None
+    # Play simulated trainer pods in-process (inprocess.py) instead of as processes.
+    simulate_in_process: bool = False
 
     @property
     def pods_dir(self) -> Path:

@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, bool]:
         "--client-ca-file",
         help="serve only clients with a certificate this CA signed (the API server's)",
     )
+    p.add_argument(
+        "--simulate-in-process",
+        action="store_true",
+        help="run pods of the simulated trainer (bertsweep-trainer --simulate) in this "
+        "process, a thread each, instead of as processes (see podrunner/inprocess.py)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     a = p.parse_args(argv)
     if bool(a.tls_cert_file) != bool(a.tls_private_key_file):
@@ -90,6 +96,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, bool]:
         tls_cert=Path(a.tls_cert_file) if a.tls_cert_file else None,
         tls_key=Path(a.tls_private_key_file) if a.tls_private_key_file else None,
         client_ca=Path(a.client_ca_file) if a.client_ca_file else None,
+        simulate_in_process=bool(a.simulate_in_process),
     )
     return settings, bool(a.verbose)
 
@@ -138,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     threading.Thread(target=watcher.loop, daemon=True, name="watch").start()
     log.info(
-        "pod runner for node %s up (private mounts: %s)", settings.node_name, runner.private_mounts
+        "pod runner for node %s up (private mounts: %s, simulated trainers in-process: %s)",
+        settings.node_name,
+        runner.private_mounts,
+        settings.simulate_in_process,
     )
     stop.wait()
     watcher.close()

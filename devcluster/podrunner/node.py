@@ -6,6 +6,10 @@ the addresses (InternalIP 127.0.0.1, the API server is told to prefer it, so it 
 the node's name) and ``daemonEndpoints.kubeletEndpoint.Port``, where the runner's kubelet API
 (``kubelet_api.py``) listens; that is where ``kubectl logs`` reaches the node.
 
+The annotation ``bertsweep.io/simulate-in-process`` says whether this runner plays simulated
+trainer pods in-process (``--simulate-in-process``, see inprocess.py), so that a benchmark or a
+test can tell how its pods will run.
+
 ``NodeAgent.register`` creates the Node if needed, writes its status and removes the taints: the
 TaintNodesByCondition admission adds ``node.kubernetes.io/not-ready`` at creation and no node
 lifecycle controller runs here to take it off. ``heartbeat_loop`` rewrites the status every
@@ -27,6 +31,7 @@ from .common import HOST_IP, Json, Settings, now_rfc3339
 log = logging.getLogger("podrunner")
 
 KUBE_VERSION = "v1.20.2"
+SIMULATE_IN_PROCESS_ANNOTATION = "bertsweep.io/simulate-in-process"
 
 
 def node_labels(node: str) -> dict[str, str]:
@@ -36,6 +41,10 @@ def node_labels(node: str) -> dict[str, str]:
         "kubernetes.io/arch": "amd64",
         "bertsweep.io/devcluster": "true",
     }
+
+
+def node_annotations(settings: Settings) -> dict[str, str]:
+    return {SIMULATE_IN_PROCESS_ANNOTATION: "true" if settings.simulate_in_process else "false"}
 
 
 def node_status(
@@ -117,7 +126,10 @@ class NodeAgent:
         self.api.patch_node_status(self.node, {"status": self.status()}, _request_timeout=10)
         self.api.patch_node(
             self.node,
-            {"spec": {"taints": None, "unschedulable": False}},
+            {
+                "metadata": {"annotations": node_annotations(self.settings)},
+                "spec": {"taints": None, "unschedulable": False},
+            },
             _content_type="application/merge-patch+json",
             _request_timeout=10,
         )

@@ -110,9 +110,15 @@ def reap(run: Run) -> tuple[int, PodState, PodState]:
 
 
 def signal_group(run: Run, sig: int) -> None:
-    """Signal the pod's process group, unless it was reaped (its id may be reused by now)."""
+    """Signal the pod's process group, unless it was reaped (its id may be reused by now). A pod
+    played in-process (inprocess.py) gets the signal as its trainer's handler would."""
     with run.lock:
-        if run.proc is None or run.state.process_ended:
+        if run.state.process_ended:
+            return
+        if run.sim is not None:
+            run.sim.signal(sig)
+            return
+        if run.proc is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(run.proc.pid, sig)

@@ -9,6 +9,11 @@ own. A pod Running without a process here (the runner restarted) is marked Faile
 (``NodeRestart``); a pod marked for deletion that has no process here is deleted at once.
 ``PodStartError`` on the way to a process fails the pod with its reason and message.
 
+With ``--simulate-in-process`` a pod whose container runs the simulated trainer
+(``bertsweep-trainer --simulate SECONDS``) gets no process: its thread plays the trial itself
+(inprocess.py), through the same states, status patches, signals and clean-up. Every other pod,
+and every pod without the switch, runs as a process as described above.
+
 It also answers where a pod's log is (for kubelet_api.py) and keeps the Prometheus targets
 (discovery.py) in step with the running pods.
 """
@@ -48,6 +53,7 @@ from .state import PodEvent, PodState, Run
 from .status import (
     Container,
     PodWriter,
+    container_id,
     exit_code,
     exited_status,
     node_restart_status,
@@ -86,6 +92,10 @@ class PodRunner:
         # Guards runs, the pod addresses and the target file; a Run's state has its own lock.
         self.lock = threading.RLock()
         self.runs: dict[str, Run] = {}
+        # The runs whose container was started and has not ended: the only ones that can be
+        # Prometheus targets. (A big sweep leaves thousands of ended runs in `runs` until their
+        # pods are deleted; the targets are rewritten at every start and end.)
+        self.live: dict[str, Run] = {}
         self.used_ips: set[str] = set()
         self.next_ip = 0
 
@@ -197,9 +207,11 @@ class PodRunner:
             threading.Thread(target=self.fail_start, args=(run, pod, err), daemon=True).start()
             return
         run.advance(PodEvent.LAUNCHED)
+        with self.lock:
+            self.live[uid] = run
         self.write_targets()
-        pid = run.proc.pid if run.proc else "-"
-        log.info("%s started: pid %s ip %s: %s", run.key, pid, run.ip, summarize(argv))
+        how = f"pid {run.proc.pid}" if run.proc else "in-process" if run.sim else "-"
+        log.info("%s started: %s ip %s: %s", run.key, how, run.ip, summarize(argv))
         threading.Thread(
             target=self.supervise, args=(run, pod), daemon=True, name=f"pod-{run.key}"
         ).start()
@@ -228,6 +240,8 @@ class PodRunner:
         cwd = c.get("workingDir") or str(REPO)
         run.term_path.touch()
         vols = volumes.prepare_volumes(pod, run.pod_dir, self.config)
+        if self.settings.simulate_in_process and self.play_in_process(c, argv, env, run):
+            return argv
         mounts = volumes.container_mounts(c, vols, run.term_path)
         if not self.private_mounts:
             mounts = []  # nowhere to mount them: the pod sees the host's paths
@@ -240,6 +254,25 @@ class PodRunner:
         run.started_at = now_rfc3339()
         run.proc = process.spawn(cmd, env, run.log_path, run.pod_dir / "pid")
         return argv
+
+    def play_in_process(self, c: Json, argv: list[str], env: dict[str, str], run: Run) -> bool:
+        """Make ``run`` a simulated trainer this runner plays itself, if its container runs one
+        that can be played here (inprocess.py); False: it runs as a process."""
+        # Imported here: without the switch the runner never loads the trainer.
+        from . import inprocess
+
+        args = inprocess.simulated_argv(argv, env)
+        if args is None:
+            return False
+        target = c.get("terminationMessagePath") or volumes.DEFAULT_TERMINATION_PATH
+        plan = inprocess.plan_trial(args, env, target)
+        if plan is None:
+            return False
+        run.started_at = now_rfc3339()
+        # The log file starts empty, as a process's does (spawn opens it "wb").
+        run.log_path.write_bytes(b"")
+        run.sim = inprocess.SimulatedPod(plan, run.ip, run.log_path, run.term_path)
+        return True
 
     def fail_start(self, run: Run, pod: Json, err: PodStartError) -> None:
         t = now_rfc3339()
@@ -256,26 +289,49 @@ class PodRunner:
 
     # ----------------------------------------------------------------- supervise
     def supervise(self, run: Run, pod: Json) -> None:
-        proc = run.proc
-        assert proc is not None
+        sim = run.sim
+        try:
+            self._supervise(run)
+        finally:
+            if sim is not None:
+                # Its /metrics socket goes (as a process's exit closes it), and only then its
+                # address, which a later pod may bind again.
+                sim.close()
+                self.release_ip(run)
+
+    def _supervise(self, run: Run) -> None:
+        proc, sim = run.proc, run.sim
+        if sim is not None:
+            cid = sim.container_id
+        else:
+            assert proc is not None
+            cid = container_id(proc.pid)
         c = Container(run.container, run.image)
         self.writer.patch_status(
-            run.namespace, run.name, running_status(c, run.ip, proc.pid, run.started_at)
+            run.namespace, run.name, running_status(c, run.ip, cid, run.started_at)
         )
-        process.wait_exit(proc)
-        rc, _, new = process.reap(run)
+        if sim is not None:
+            rc = sim.run()
+            _, new = run.advance(PodEvent.PROCESS_EXITED)
+        else:
+            assert proc is not None
+            process.wait_exit(proc)
+            rc, _, new = process.reap(run)
         finished = now_rfc3339()
         message = read_limited(run.term_path, MAX_TERMINATION_MESSAGE)
         if not message and rc != 0 and run.fallback_to_logs:
             message = log_tail(run.log_path)
         run.done.set()
-        self.release_ip(run)
+        with self.lock:
+            self.live.pop(run.uid, None)
+        if sim is None:
+            self.release_ip(run)
         self.write_targets()
         log.info("%s exited with code %d", run.key, exit_code(rc))
         if self.stop.is_set():
             return
         if new is not PodState.GONE:
-            status = exited_status(c, proc.pid, rc, message, run.started_at, finished)
+            status = exited_status(c, cid, rc, message, run.started_at, finished)
             self.writer.patch_status(run.namespace, run.name, status)
         if new is PodState.DELETING:
             self.writer.force_delete(run.namespace, run.name, run.uid)
@@ -290,9 +346,9 @@ class PodRunner:
         with self.lock:
             self.targets.write(
                 Target(r.namespace, r.name, r.ip, r.metrics_port, r.metrics_path, r.labels)
-                for r in self.runs.values()
+                for r in self.live.values()
                 if r.metrics_port is not None
-                and r.proc is not None
+                and r.launched
                 and r.state in (PodState.RUNNING, PodState.TERMINATING)
             )
 
@@ -334,6 +390,7 @@ class PodRunner:
             for r in self.runs.values():
                 self.cleanup(r)
             self.runs.clear()
+            self.live.clear()
             self.mountpoints.remove_all()
             self.targets.clear()
         log.info("stopped")

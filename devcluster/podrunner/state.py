@@ -26,6 +26,10 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only with --simulate-in-process is the trainer imported at all
+    from .inprocess import SimulatedPod
 
 
 class PodState(enum.Enum):
@@ -101,7 +105,7 @@ def check_transition(old: PodState, new: PodState) -> None:
 
 @dataclass
 class Run:
-    """One pod this runner started (or tried to start) a process for."""
+    """One pod this runner started (or tried to start) a process for, or plays in-process."""
 
     uid: str
     namespace: str
@@ -118,6 +122,8 @@ class Run:
     metrics_port: int | None
     metrics_path: str | None
     proc: subprocess.Popen[bytes] | None = None
+    # A simulated trainer the runner plays itself (inprocess.py) instead of a process.
+    sim: SimulatedPod | None = None
     started_at: str = ""
     state: PodState = PodState.STARTING
     # Re-entrant: the reaper holds it across proc.wait() and the PROCESS_EXITED transition, so
@@ -128,6 +134,11 @@ class Run:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def launched(self) -> bool:
+        """Whether its container was started (as a process or in-process)."""
+        return self.proc is not None or self.sim is not None
 
     def advance(self, event: PodEvent) -> tuple[PodState, PodState]:
         """Apply ``event``; returns (old, new) so the caller acts on the edge taken, once."""

@@ -5,7 +5,8 @@ A pod goes Pending -> Running (``running_status``) -> Succeeded/Failed (``exited
 exit code, reason Completed or Error, the termination message, the signal of a killed process).
 A pod that cannot start is Failed with the start error's reason (``start_failed_status``); a pod
 Running without a process here (the runner restarted) is Failed with reason ``NodeRestart``
-(``node_restart_status``). The container ID is ``bertsweep://PID``.
+(``node_restart_status``). The container ID is ``bertsweep://PID`` for a process
+(``container_id``), ``bertsweep-inprocess://RUNNER_PID-N`` for a pod the runner plays itself.
 
 ``PodWriter`` sends them. A 404 or 409 is expected (the pod went, or changed, meanwhile) and
 only logged at debug level; other failures are logged, never raised: the watch will show the pod
@@ -68,7 +69,7 @@ def pod_conditions(ready: bool, t: str, reason: str | None) -> list[Json]:
     ]
 
 
-def running_status(c: Container, ip: str, pid: int, started_at: str) -> Json:
+def running_status(c: Container, ip: str, cid: str, started_at: str) -> Json:
     return {
         "phase": "Running",
         "hostIP": HOST_IP,
@@ -81,7 +82,7 @@ def running_status(c: Container, ip: str, pid: int, started_at: str) -> Json:
                 "name": c.name,
                 "image": c.image,
                 "imageID": "",
-                "containerID": container_id(pid),
+                "containerID": cid,
                 "ready": True,
                 "started": True,
                 "restartCount": 0,
@@ -92,11 +93,10 @@ def running_status(c: Container, ip: str, pid: int, started_at: str) -> Json:
 
 
 def exited_status(
-    c: Container, pid: int, returncode: int, message: str, started_at: str, finished_at: str
+    c: Container, cid: str, returncode: int, message: str, started_at: str, finished_at: str
 ) -> Json:
-    """The final status of a pod whose process ended with Popen's ``returncode``."""
+    """The final status of a pod whose container ``cid`` ended with Popen's ``returncode``."""
     code = exit_code(returncode)
-    cid = container_id(pid)
     term: Json = {
         "exitCode": code,
         "reason": "Completed" if code == 0 else "Error",
@@ -174,13 +174,24 @@ def node_restart_status(c: Container, t: str) -> Json:
     }
 
 
+def _done(resp: Any) -> None:
+    """Read an unread reply to its end and give its connection back to the pool."""
+    resp.read()
+    resp.release_conn()
+
+
 class PodWriter:
     def __init__(self, api: Any) -> None:
         self.api = api
 
     def patch_status(self, ns: str, name: str, status: Json) -> None:
         try:
-            self.api.patch_namespaced_pod_status(name, ns, {"status": status}, _request_timeout=15)
+            # The reply is drained, not decoded into the client's models: the runner never
+            # looks at it (the watch brings the pod back) and the decoding costs CPU per call.
+            resp = self.api.patch_namespaced_pod_status(
+                name, ns, {"status": status}, _preload_content=False, _request_timeout=15
+            )
+            _done(resp)
         except ApiException as e:
             if e.status in (404, 409):
                 log.debug("status patch of %s/%s: %s", ns, name, e.status)
@@ -196,9 +207,15 @@ class PodWriter:
             grace_period_seconds=0, preconditions=kubernetes.client.V1Preconditions(uid=uid)
         )
         try:
-            self.api.delete_namespaced_pod(
-                name, ns, grace_period_seconds=0, body=body, _request_timeout=15
+            resp = self.api.delete_namespaced_pod(
+                name,
+                ns,
+                grace_period_seconds=0,
+                body=body,
+                _preload_content=False,
+                _request_timeout=15,
             )
+            _done(resp)
             log.info("%s/%s deleted", ns, name)
         except ApiException as e:
             if e.status not in (404, 409):

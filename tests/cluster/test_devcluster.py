@@ -7,6 +7,7 @@ starts it. Every test works in one fresh namespace that is deleted at the end.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import queue
 import shlex
@@ -472,3 +473,146 @@ def test_the_node_is_reached_on_loopback_by_the_api_server_only(v1: Any) -> None
     # It listens on 127.0.0.1 alone.
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"https://127.0.0.2:{port}/healthz", verify=as_api_server, timeout=10)
+
+
+# ------------------------------------------------------------ simulated trainers in-process
+IN_PROCESS_ANNOTATION = "bertsweep.io/simulate-in-process"
+FINAL = "bertsweep_trial_final"
+EVAL = "bertsweep_trial_eval"
+
+
+def trainer_pod(name: str, command: list[str], seconds: str, scrape_wait: str) -> dict[str, Any]:
+    """A pod of the simulated trainer, with the environment the operator gives a trial."""
+    env = {
+        "BERTSWEEP_SWEEP": "simcheck",
+        "BERTSWEEP_TRIAL": name,
+        "BERTSWEEP_DATASET": '{"train": "not-read.csv"}',
+        "BERTSWEEP_PARAMETERS": '{"learning_rate": 0.001, "num_train_epochs": 3}',
+        "BERTSWEEP_METRICS_PORT": "8000",
+        "BERTSWEEP_RESULT_FILE": "/dev/termination-log",
+        "BERTSWEEP_SCRAPE_WAIT_SECONDS": scrape_wait,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bertsweep": "simcheck", "trial": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "trainer",
+                    "image": "bertsweep-trainer:unused",
+                    "command": command,
+                    "args": ["--simulate", seconds],
+                    "env": [{"name": k, "value": v} for k, v in env.items()]
+                    + [
+                        {
+                            "name": "BERTSWEEP_METRICS_ADDR",
+                            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                        }
+                    ],
+                    "ports": [{"name": "metrics", "containerPort": 8000}],
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                }
+            ],
+        },
+    }
+
+
+def in_process_switch(v1: Any) -> bool:
+    annotations = v1.read_node(NODE).metadata.annotations or {}
+    assert IN_PROCESS_ANNOTATION in annotations, "the pod runner predates --simulate-in-process"
+    return bool(annotations[IN_PROCESS_ANNOTATION] == "true")
+
+
+def test_a_simulated_trainer_runs_in_process_exactly_as_its_process_would(
+    v1: Any, ns: str, cluster_env: dict[str, str]
+) -> None:
+    """`bertsweep-trainer --simulate` is played by the pod runner itself when its switch is on
+    (up.sh's default); `python -m bertsweep_trainer.main --simulate` always runs as a process.
+    Same status, same termination message, same series in Prometheus."""
+    in_process = in_process_switch(v1)
+    played = trainer_pod("sim-played", ["bertsweep-trainer"], "1.5", "10")
+    spawned = trainer_pod("sim-spawned", ["python", "-m", "bertsweep_trainer.main"], "1.5", "10")
+    v1.create_namespaced_pod(ns, played)
+    v1.create_namespaced_pod(ns, spawned)
+    done = {
+        name: wait_phase(v1, ns, name, {"Succeeded", "Failed"}, timeout=90)
+        for name in ("sim-played", "sim-spawned")
+    }
+    ids = {name: pod.status.container_statuses[0].container_id for name, pod in done.items()}
+    assert ids["sim-spawned"].startswith("bertsweep://")
+    scheme = "bertsweep-inprocess://" if in_process else "bertsweep://"
+    assert ids["sim-played"].startswith(scheme), ids
+
+    messages = {}
+    for name, pod in done.items():
+        assert pod.status.phase == "Succeeded", pod.status.container_statuses
+        assert pod.status.pod_ip.startswith("127.1.")
+        term = pod.status.container_statuses[0].state.terminated
+        assert (term.exit_code, term.reason) == (0, "Completed")
+        messages[name] = term.message
+    assert messages["sim-played"] == messages["sim-spawned"]
+    result = json.loads(messages["sim-played"])
+    assert (result["status"], result["step"], result["epoch"]) == ("completed", 30, 3.0)
+    assert set(result["metrics"]) >= {"eval_accuracy", "eval_loss", "train_loss"}
+
+    # What Prometheus scraped from each: every evaluation and the final values, the same numbers.
+    url = cluster_env["PROMETHEUS_URL"] + "/api/v1/query"
+
+    def series(metric: str) -> dict[str, dict[tuple[str, ...], str]] | None:
+        query = f'{metric}{{namespace="{ns}"}}'
+        r = httpx.get(url, params={"query": query}, timeout=5)
+        r.raise_for_status()
+        found: dict[str, dict[tuple[str, ...], str]] = {}
+        for s in r.json()["data"]["result"]:
+            labels = s["metric"]
+            key = tuple(labels.get(k, "") for k in ("metric", "step", "epoch"))
+            found.setdefault(labels["pod"], {})[key] = s["value"][1]
+            assert labels["trial"] == labels["pod"]
+            assert labels["instance"] == f"{done[labels['pod']].status.pod_ip}:8000"
+        return found if len(found) == 2 else None
+
+    finals = wait_until("both pods' final metrics in Prometheus", lambda: series(FINAL), 30)
+    assert finals["sim-played"] == finals["sim-spawned"]
+    assert {k[0]: float(v) for k, v in finals["sim-played"].items()} == result["metrics"]
+    evals = wait_until("both pods' evaluations in Prometheus", lambda: series(EVAL), 30)
+    assert evals["sim-played"] == evals["sim-spawned"]
+    assert len(evals["sim-played"]) == 3 * 6  # three epochs, six metrics each
+
+    logs = kubectl(ns, "logs", "sim-played")
+    assert logs.returncode == 0, logs.stderr
+    assert "trial sim-played completed at step 30" in logs.stdout
+
+
+def test_deleting_an_in_process_trial_stops_it_with_its_last_values(v1: Any, ns: str) -> None:
+    """Deletion is a stop request (SIGTERM), then the stopped result, then the object goes."""
+    in_process = in_process_switch(v1)
+    v1.create_namespaced_pod(ns, trainer_pod("sim-stopped", ["bertsweep-trainer"], "60", "0"))
+    running = wait_phase(v1, ns, "sim-stopped", {"Running"})
+    cid = running.status.container_statuses[0].container_id
+    assert cid.startswith("bertsweep-inprocess://" if in_process else "bertsweep://"), cid
+    # Its first evaluation would come after 20 s (60 s, three epochs): the stop comes first.
+    v1.delete_namespaced_pod("sim-stopped", ns, grace_period_seconds=10)
+    # Every change since it was seen Running, however soon the pod is gone.
+    watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+    stream = watch.stream(
+        v1.list_namespaced_pod,
+        ns,
+        field_selector="metadata.name=sim-stopped",
+        resource_version=running.metadata.resource_version,
+        timeout_seconds=60,
+    )
+    terminated = None
+    for event in stream:
+        statuses = event["object"].status.container_statuses or []
+        if statuses and statuses[0].state.terminated is not None:
+            terminated = statuses[0].state.terminated
+            watch.stop()
+    assert terminated is not None, "no final status before the pod went"
+    assert terminated.exit_code == 0
+    result = json.loads(terminated.message)
+    assert (result["status"], result["reason"]) == ("stopped", "Signal")
+    assert result["message"] == "stopped by a signal at step 0"
+    wait_until("the stopped pod to go", functools.partial(pod_gone, v1, ns, "sim-stopped"), 30)

@@ -1,17 +1,22 @@
 """The dev cluster's pod runner (devcluster/podrunner), its pure parts with plain data: container
 environments, Prometheus targets, the per-pod state machine, log and termination-message
-reading, status patches, the Node's status and mount scripts."""
+reading, status patches, the Node's status, mount scripts, and which pods a runner with
+``--simulate-in-process`` plays itself (and what such a pod does with signals and a refused
+configuration)."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from podrunner import discovery, env, logs, node, state, status, volumes
+from bertsweep.contract import TrialResult
+from podrunner import discovery, env, inprocess, logs, node, state, status, volumes
 from podrunner.common import VENV_BIN, PodStartError, Settings
 from podrunner.runner import pod_ip, summarize
 from podrunner.state import PodEvent, PodState
@@ -465,7 +470,7 @@ def test_exit_codes() -> None:
 
 
 def test_running_status() -> None:
-    s = status.running_status(C, "127.1.0.7", 4242, "2026-01-01T00:00:00Z")
+    s = status.running_status(C, "127.1.0.7", status.container_id(4242), "2026-01-01T00:00:00Z")
     assert s["phase"] == "Running"
     assert (s["hostIP"], s["podIP"], s["podIPs"]) == (
         "127.0.0.1",
@@ -494,7 +499,7 @@ def test_running_status() -> None:
     ],
 )
 def test_exited_status(rc: int, message: str, phase: str, term: dict[str, Any]) -> None:
-    s = status.exited_status(C, 4242, rc, message, "t0", "t1")
+    s = status.exited_status(C, status.container_id(4242), rc, message, "t0", "t1")
     assert s["phase"] == phase
     (cs,) = s["containerStatuses"]
     assert cs["ready"] is False
@@ -647,3 +652,121 @@ def test_mount_script_keeps_the_checkout_visible_under_a_volume() -> None:
     ]
     assert inner == [Path("/state/scratch/ci/repo")]
     assert volumes.mount_script([], [], "mount", "/w") == (["set -e", "cd /w", 'exec "$@"'], [])
+
+
+# ------------------------------------------------------------------------------ in-process
+TERM = "/dev/termination-log"
+TRIAL_ENV = {
+    # What the operator's trial pod gives the trainer (bertsweep.pods.container_env).
+    "BERTSWEEP_SWEEP": "bench",
+    "BERTSWEEP_TRIAL": "bench-0003",
+    "BERTSWEEP_TRIAL_INDEX": "3",
+    "BERTSWEEP_DATASET": json.dumps({"train": "unused.csv"}),
+    "BERTSWEEP_PARAMETERS": json.dumps({"learning_rate": 1e-3}),
+    "BERTSWEEP_METRICS_ADDR": "127.1.0.7",
+    "BERTSWEEP_METRICS_PORT": "8000",
+    "BERTSWEEP_RESULT_FILE": TERM,
+    "BERTSWEEP_SCRAPE_WAIT_SECONDS": "0.5",
+}
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra_env", "expected"),
+    [
+        (["/repo/.venv/bin/bertsweep-trainer", "--simulate", "1"], {}, ["--simulate", "1"]),
+        (["/repo/.venv/bin/bertsweep-trainer", "--simulate=2"], {}, ["--simulate=2"]),
+        (["/usr/bin/bertsweep-trainer"], {"BERTSWEEP_SIMULATE_SECONDS": "1"}, []),
+        # A real trial, or a simulated trainer that is not the program: processes.
+        (["/repo/.venv/bin/bertsweep-trainer", "--learning_rate", "1e-3"], {}, None),
+        (["/usr/bin/python", "-m", "bertsweep_trainer.main", "--simulate", "1"], {}, None),
+        (["/bin/sh", "-c", "bertsweep-trainer --simulate 1"], {}, None),
+        (["/usr/bin/bertsweep-trainer"], {"BERTSWEEP_SIMULATE_SECONDS": ""}, None),
+        ([], {}, None),
+    ],
+)
+def test_which_pods_run_the_simulated_trainer(
+    argv: list[str], extra_env: dict[str, str], expected: list[str] | None
+) -> None:
+    assert inprocess.simulated_argv(argv, {**TRIAL_ENV, **extra_env}) == expected
+
+
+def test_a_simulated_training_trial_is_played_with_the_trainers_own_configuration() -> None:
+    plan = inprocess.plan_trial(["--simulate", "1.5"], TRIAL_ENV, TERM)
+    assert plan is not None and plan.error is None and plan.config is not None
+    c = plan.config
+    assert (c.sweep, c.trial, c.index, c.simulate, c.scrape_wait) == (
+        "bench",
+        "bench-0003",
+        3,
+        1.5,
+        0.5,
+    )
+    assert (c.metrics_addr, c.metrics_port, c.parameters) == (
+        "127.1.0.7",
+        8000,
+        {"learning_rate": 1e-3},
+    )
+    # Arguments win over the environment, as in the trainer.
+    plan = inprocess.plan_trial(["--simulate", "1", "--scrape-wait", "0"], TRIAL_ENV, TERM)
+    assert plan is not None and plan.config is not None and plan.config.scrape_wait == 0.0
+
+
+def test_what_only_a_process_can_do_is_left_to_a_process() -> None:
+    # Not simulated, the finalize task, or a result file elsewhere than the termination
+    # message (it would be on one of the pod's mounts).
+    assert inprocess.plan_trial([], TRIAL_ENV, TERM) is None
+    assert inprocess.plan_trial(["--simulate", "1", "--task", "finalize"], TRIAL_ENV, TERM) is None
+    assert inprocess.plan_trial(["--simulate", "1"], TRIAL_ENV, "/tmp/term") is None
+    bad = {**TRIAL_ENV, "BERTSWEEP_RESULT_FILE": "/out/result.json"}
+    assert inprocess.plan_trial(["--simulate", "1"], bad, TERM) is None
+    assert inprocess.plan_trial(["--simulate", "x"], bad, TERM) is None
+
+
+def test_a_refused_configuration_fails_as_the_trainer_would(tmp_path: Path) -> None:
+    env_ = {k: v for k, v in TRIAL_ENV.items() if k != "BERTSWEEP_DATASET"}
+    plan = inprocess.plan_trial(["--simulate", "1"], env_, TERM)
+    assert plan is not None and plan.config is None and plan.error is not None
+    pod = inprocess.SimulatedPod(plan, "127.1.0.7", tmp_path / "log", tmp_path / "term")
+    assert pod.run() == 1
+    result = TrialResult.parse((tmp_path / "term").read_text())
+    assert result is not None
+    assert (result.status.value, result.reason) == ("failed", "InvalidConfig")
+    assert "no dataset" in (result.message or "")
+    assert "bertsweep-trainer: InvalidConfig: no dataset" in (tmp_path / "log").read_text()
+
+
+def test_signals_mean_what_they_mean_to_the_trainer(tmp_path: Path) -> None:
+    plan = inprocess.plan_trial(["--simulate", "1"], TRIAL_ENV, TERM)
+    assert plan is not None
+    pod = inprocess.SimulatedPod(plan, "127.1.0.7", tmp_path / "log", tmp_path / "term")
+    pod.signal(signal.SIGTERM)
+    assert pod.stop.requested.is_set() and not pod.stop.abandon_wait.is_set()
+    pod.stop.finishing = True  # a later SIGTERM only cuts the wait for the last scrape
+    pod.signal(signal.SIGTERM)
+    assert pod.stop.abandon_wait.is_set() and not pod.killed.is_set()
+    pod.signal(signal.SIGKILL)
+    assert pod.killed.is_set()
+    assert status.exit_code(inprocess.KILLED) == 137
+    # A killed trial writes no result, as a killed process would not.
+    assert pod.run() == inprocess.KILLED
+    assert (tmp_path / "term").exists() is False
+
+
+def test_in_process_endpoints_bind_the_pods_address() -> None:
+    assert inprocess.bind_address("0.0.0.0", "127.1.0.7") == "127.1.0.7"
+    assert inprocess.bind_address("", "127.1.0.7") == "127.1.0.7"
+    assert inprocess.bind_address("127.1.0.7", "127.1.0.9") == "127.1.0.7"
+
+
+def test_in_process_containers_are_told_apart_from_processes(tmp_path: Path) -> None:
+    plan = inprocess.plan_trial(["--simulate", "1"], TRIAL_ENV, TERM)
+    assert plan is not None
+    a = inprocess.SimulatedPod(plan, "127.1.0.7", tmp_path / "a", tmp_path / "ta")
+    b = inprocess.SimulatedPod(plan, "127.1.0.8", tmp_path / "b", tmp_path / "tb")
+    assert a.container_id.startswith("bertsweep-inprocess://")
+    assert a.container_id != b.container_id
+    s = status.running_status(C, "127.1.0.7", a.container_id, "t0")
+    assert s["containerStatuses"][0]["containerID"] == a.container_id
+    assert node.node_annotations(settings(tmp_path)) == {
+        "bertsweep.io/simulate-in-process": "false"
+    }

@@ -251,22 +251,35 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return remote.watch(_target(args), args.name, _console(), interval=args.interval)
 
 
+@_cluster_command
 def cmd_report(args: argparse.Namespace) -> int:
-    """Every trial of a local run: a table with each failure's reason on the terminal, or,
-    with --html FILE, the whole report as one page that opens offline (bertsweep.report)."""
+    """Every trial of a local run or a cluster sweep: a table with each failure's reason on
+    the terminal, or, with --html FILE, the whole report as one page that opens offline
+    (bertsweep.report). TARGET is a local run when a file or folder of that name exists, else
+    the BertSweep of that name, as for `best`."""
+    from bertsweep import best as bests
+    from bertsweep import remote
     from bertsweep.display import trial_report
     from bertsweep.report import html_report, run_records
 
-    result = _read_result(Path(args.run))
-    spec = None
-    if args.manifest is not None:
-        # A result written before result.json recorded the spec needs the manifest it ran.
-        prefer = result.get("sweep")
-        manifest, _ = _load_sweep(
-            Path(args.manifest), args.sweep, prefer if isinstance(prefer, str) else None
-        )
-        spec = manifest.spec
-    sweep, spec, status, trials = run_records(result, spec, where=args.run)
+    path = bests.target(args.run)
+    if path is None and args.manifest is None:
+        try:
+            sweep, spec, status, trials = remote.load_sweep(_target(args), args.run)
+        except remote.RemoteError as error:
+            hint = f"{error.message}; no file or folder {args.run} here either"
+            raise remote.RemoteError(hint, error.code) from None
+    else:
+        result = _read_result(Path(args.run))
+        given = None
+        if args.manifest is not None:
+            # A result written before result.json recorded the spec needs the manifest it ran.
+            prefer = result.get("sweep")
+            manifest, _ = _load_sweep(
+                Path(args.manifest), args.sweep, prefer if isinstance(prefer, str) else None
+            )
+            given = manifest.spec
+        sweep, spec, status, trials = run_records(result, given, where=args.run)
     if args.html is None:
         title = f"{sweep}: {status.phase.value}"
         _console().print(trial_report(spec, status, trials, title=title))
@@ -364,14 +377,20 @@ def parser() -> argparse.ArgumentParser:
     watch.set_defaults(func=cmd_watch)
 
     report = sub.add_parser(
-        "report", help="every trial of a local run: a table, or an HTML page (--html)"
+        "report",
+        parents=[cluster],
+        help="every trial of a local run or a cluster sweep: a table, or an HTML page (--html)",
+        description="TARGET is a local run when a file or folder of that name exists "
+        "(result.json or the run's output folder), else the BertSweep of that name.",
     )
     report.add_argument(
         "manifest",
         nargs="?",
         help="only for a result.json without the spec (an older run): the manifest it ran",
     )
-    report.add_argument("run", help="the run's output folder, or its result.json")
+    report.add_argument(
+        "run", metavar="TARGET", help="the run's output folder, its result.json, or NAME"
+    )
     report.add_argument(
         "--html", metavar="FILE", help="write the report as one self-contained HTML page"
     )

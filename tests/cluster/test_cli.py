@@ -400,3 +400,33 @@ def test_an_api_server_without_the_crds(env: dict[str, str], tmp_path: Path) -> 
             )
     finally:
         server.shutdown()
+
+
+# ---- the report of a cluster sweep --------------------------------------------------------------
+
+
+def test_the_report_of_a_cluster_sweep_renders_as_a_local_one(swept: Swept, tmp_path: Path) -> None:
+    from browser import chromium_page, render
+
+    page = tmp_path / "cluster.html"
+    done = bertsweep(swept.env, "report", SWEEP, "-n", swept.namespace, "--html", str(page))
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = swept.trials()
+    finished = [t for t in records if t["status"].get("phase") == "Succeeded"]
+    with chromium_page(tmp_path / "profile") as browser:
+        # Three trials on one parameter: too few for importance (a note instead of a figure).
+        rendered = render(browser, page, ("history", "parallel", "curves", "importance"), 3)
+    assert rendered.requests == [page.resolve().as_uri()], rendered.requests
+    assert rendered.errors == [], rendered.errors
+    drawn = rendered.figures
+    assert max(drawn["history"]["points"]) == len(finished), drawn["history"]
+    assert drawn["parallel"]["lines"] == len(finished), drawn["parallel"]
+    assert drawn["curves"]["lines"] == len([t for t in records if t["status"].get("reports")])
+    assert drawn["importance"] is None, "importance needs five finished trials"
+    html = page.read_text()
+    for record in records:
+        assert record["metadata"]["name"] in html
+    terminal = bertsweep(swept.env, "report", SWEEP, "-n", swept.namespace)
+    assert terminal.returncode == 0 and f"{SWEEP}: Succeeded" in terminal.stdout, terminal.stderr
+    missing = bertsweep(swept.env, "report", "nope", "-n", swept.namespace)
+    one_line_error(missing, 1, "no BertSweep nope")

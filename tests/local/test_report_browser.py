@@ -22,21 +22,14 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import ConsoleMessage, Page, Route, sync_playwright
+from playwright.sync_api import Page
 
+from browser import chromium_page, render
 from sweeps import build_sweep_manifest
 
 pytestmark = pytest.mark.local
 
 BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCHEDULERS = ["linear", "cosine", "constant", "polynomial", "constant_with_warmup", "bogus"]
 FIGURES = ("history", "parallel", "curves", "importance")
 
@@ -96,20 +89,8 @@ def page_file(run: Path, trials: list[dict[str, Any]]) -> Path:
 
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        try:
-            yield context.pages[0] if context.pages else context.new_page()
-        finally:
-            context.close()
+    with chromium_page(tmp_path / "profile") as page:
+        yield page
 
 
 def test_the_terminal_report_gives_each_failure_its_reason(
@@ -125,49 +106,10 @@ def test_the_terminal_report_gives_each_failure_its_reason(
 def test_the_page_opens_offline_and_draws_every_figure(
     page_file: Path, trials: list[dict[str, Any]], browser_page: Page
 ) -> None:
-    url = page_file.resolve().as_uri()
-    requests: list[str] = []
-    errors: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            errors.append(f"console {message.type}: {message.text}")
-
-    def only_the_page(route: Route) -> None:
-        # Anything but the page itself would be a fetch: refused, and recorded below.
-        route.continue_() if route.request.url == url else route.abort()
-
-    browser_page.on("console", console)
-    browser_page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-    browser_page.on("request", lambda request: requests.append(request.url))
-    browser_page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-    browser_page.context.route("**/*", only_the_page)
-    browser_page.goto(url, wait_until="load")
-    browser_page.wait_for_function(
-        "n => document.querySelectorAll('.plotly-graph-div .main-svg').length >= n",
-        arg=len(FIGURES),
-        timeout=30_000,
-    )
-    drawn = browser_page.evaluate(
-        """keys => Object.fromEntries(keys.map(key => {
-            const div = document.getElementById('figure-' + key);
-            if (!div) return [key, null];
-            const traces = [...div.querySelectorAll('.scatterlayer g.trace')];
-            return [key, {
-                svgs: div.querySelectorAll('.main-svg').length,
-                height: div.getBoundingClientRect().height,
-                points: traces.map(t => t.querySelectorAll('path.point').length),
-                lines: traces.filter(t => t.querySelector('path.js-line')).length,
-                bars: div.querySelectorAll('g.trace.bars path').length,
-                legend: [...div.querySelectorAll('.legendtext')].map(t => t.textContent),
-                labels: [...div.querySelectorAll('.xtick text, .annotation-text')]
-                    .map(t => t.textContent),
-            }];
-        }))""",
-        list(FIGURES),
-    )
-    assert requests == [url], requests
-    assert errors == [], errors
+    rendered = render(browser_page, page_file, FIGURES, drawn_at_least=len(FIGURES))
+    drawn = rendered.figures
+    assert rendered.requests == [page_file.resolve().as_uri()], rendered.requests
+    assert rendered.errors == [], rendered.errors
     for key in FIGURES:
         figure = drawn[key]
         assert figure is not None, f"figure-{key} is not on the page"

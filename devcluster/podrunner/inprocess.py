@@ -28,6 +28,7 @@ trial only ever waits, so it returns promptly and its late result is discarded).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -105,24 +106,18 @@ def bind_address(config_addr: str, pod_ip: str) -> str:
 
 
 def failure(error: TrialError) -> TrialResult:
-    """The result the trainer writes for a configuration it refuses (main.py's ``_failure``)."""
+    """The result the trainer writes for a configuration that does not parse (main.py's
+    ``run_trial``: ``_failure(error.reason, error.message)``, no faulty parameters)."""
     return TrialResult(
-        status=ResultStatus.failed,
-        reason=error.reason,
-        message=one_line(error.message),
-        faulty_parameters=list(error.faulty_parameters),
+        status=ResultStatus.failed, reason=error.reason, message=one_line(error.message)
     )
 
 
-_seq_lock = threading.Lock()
-_seq = 0
+_ids = itertools.count(1)  # next() on a count is atomic under the GIL
 
 
 def next_container_id() -> str:
-    global _seq
-    with _seq_lock:
-        _seq += 1
-        return f"bertsweep-inprocess://{os.getpid()}-{_seq}"
+    return f"bertsweep-inprocess://{os.getpid()}-{next(_ids)}"
 
 
 class SimulatedPod:

@@ -120,8 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     # The dev cluster's API server has a self-signed certificate (insecure-skip-tls-verify).
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     kubernetes.config.load_kube_config(config_file=settings.kubeconfig)  # type: ignore[no-untyped-call]
+    # One connection per pod thread that may be writing a status at once: past the pool's
+    # size (cpu_count * 5 by default) every request would pay a new TLS connection, here and
+    # in the API server.
+    conf = kubernetes.client.Configuration.get_default_copy()
+    conf.connection_pool_maxsize = settings.max_pods + 8
+    kubernetes.client.Configuration.set_default(conf)
     # Typed as Any: the runner sends and reads raw JSON (dicts), never the client's models.
     api: Any = kubernetes.client.CoreV1Api()
+
+    if settings.simulate_in_process:
+        # Loaded now rather than by the first such pod, whose start would wait for the import.
+        from . import inprocess  # noqa: F401
 
     runner = PodRunner(settings, api, private_mounts=check_unshare())
     stop = runner.stop

@@ -15,7 +15,9 @@ With ``--simulate-in-process`` a pod whose container runs the simulated trainer
 and every pod without the switch, runs as a process as described above.
 
 It also answers where a pod's log is (for kubelet_api.py) and keeps the Prometheus targets
-(discovery.py) in step with the running pods.
+(discovery.py) in step with the running pods: rewritten by a thread of their own, at most every
+``TARGETS_EVERY_S`` (Prometheus reads the file every second; at dozens of pods a second,
+rewriting it at every start and end was a good part of the runner's CPU).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ log = logging.getLogger("podrunner")
 
 # Pod addresses 127.1.x.y, y in 1..254: Linux answers all of 127/8 on the loopback device.
 POD_IPS = 256 * 254
+TARGETS_EVERY_S = 0.2
 
 
 def pod_ip(index: int) -> str:
@@ -98,6 +101,7 @@ class PodRunner:
         self.live: dict[str, Run] = {}
         self.used_ips: set[str] = set()
         self.next_ip = 0
+        self.targets_due = threading.Event()
 
     # ----------------------------------------------------------------- the watch's events
     def known_uids(self) -> Collection[str]:
@@ -343,6 +347,20 @@ class PodRunner:
 
     # ----------------------------------------------------------------- what others ask
     def write_targets(self) -> None:
+        """Have the Prometheus targets rewritten (within ``TARGETS_EVERY_S``)."""
+        self.targets_due.set()
+
+    def targets_loop(self) -> None:
+        while True:
+            self.targets_due.wait()
+            if self.stop.is_set():
+                return
+            self.targets_due.clear()
+            self.flush_targets()
+            self.stop.wait(TARGETS_EVERY_S)
+
+    def flush_targets(self) -> None:
+        """Write the Prometheus targets of the running pods now."""
         with self.lock:
             self.targets.write(
                 Target(r.namespace, r.name, r.ip, r.metrics_port, r.metrics_path, r.labels)
@@ -369,7 +387,8 @@ class PodRunner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         process.reap_leftovers(self.run_dir)
         self.mountpoints.remove_all()
-        self.write_targets()
+        self.flush_targets()
+        threading.Thread(target=self.targets_loop, daemon=True, name="targets").start()
 
     def shutdown(self) -> None:
         """Stop every pod's process (SIGTERM, SIGKILL after the shutdown grace) and clean up.
@@ -377,6 +396,7 @@ class PodRunner:
         with self.lock:
             runs = [r for r in self.runs.values() if not r.state.process_ended]
         log.info("stopping: killing the processes of %d pods", len(runs))
+        self.targets_due.set()  # the targets thread sees `stop` and ends
         for r in runs:
             process.signal_group(r, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.shutdown_grace_s

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -58,10 +58,22 @@ REPORTED_METRICS: tuple[str, ...] = (
     "eval_recall",
     "eval_loss",
     "train_loss",
+    # What the model costs, measured once per trial before it trains (so that every report
+    # carries them): its parameters, its weights' size in MB, and the median time of a
+    # forward pass over `inference.batchSize` validation examples on the trial's device.
+    "model_parameters",
+    "model_size_mb",
+    "inference_latency_ms",
+    # The share of the model's weights (its classification head aside) that came from the
+    # checkpoint: near 0 for a changed width, which trains a mostly fresh model.
+    "pretrained_share",
 )
-MINIMIZED_METRICS = frozenset({"eval_loss", "train_loss"})
+COST_METRICS = ("model_parameters", "model_size_mb", "inference_latency_ms")
+MINIMIZED_METRICS = frozenset({"eval_loss", "train_loss", *COST_METRICS})
 # Scores that lie in [0, 1]; losses are never negative.
-BOUNDED_METRICS = frozenset({"eval_accuracy", "eval_f1", "eval_precision", "eval_recall"})
+BOUNDED_METRICS = frozenset(
+    {"eval_accuracy", "eval_f1", "eval_precision", "eval_recall", "pretrained_share"}
+)
 
 # Names the trainer sets itself: a parameter setting one would break the trial's contract.
 TRAINER_OWNED = {
@@ -245,23 +257,30 @@ class Goal(StrEnum):
     minimize = "minimize"
 
 
+def _check_reported(metric: str) -> None:
+    if metric not in REPORTED_METRICS:
+        raise ValueError(
+            f"metric {metric!r} is not reported by the trainer; "
+            f"choose one of {', '.join(REPORTED_METRICS)}"
+        )
+
+
 class Objective(Model):
     """What the sweep optimizes: a metric the trainer reports after each evaluation."""
 
     metric: str = "eval_accuracy"
     """One of eval_accuracy, eval_f1, eval_precision, eval_recall (macro averages),
-    eval_loss, train_loss."""
+    eval_loss, train_loss, or a cost of the model: model_parameters, model_size_mb,
+    inference_latency_ms."""
     goal: Goal = Goal.maximize
     target: float | None = None
     """Stop the sweep once a finished trial reaches this value."""
 
     @model_validator(mode="after")
     def _check_metric(self) -> Objective:
-        if self.metric not in REPORTED_METRICS:
-            raise ValueError(
-                f"metric {self.metric!r} is not reported by the trainer; "
-                f"choose one of {', '.join(REPORTED_METRICS)}"
-            )
+        _check_reported(self.metric)
+        if self.metric in COST_METRICS and self.goal is Goal.maximize:
+            raise ValueError(f"{self.metric} is a cost: set `goal: minimize`")
         if self.metric in MINIMIZED_METRICS and self.goal is Goal.maximize:
             raise ValueError(f"{self.metric} is a loss: set `goal: minimize`")
         if self.metric not in MINIMIZED_METRICS and self.goal is Goal.minimize:
@@ -275,17 +294,77 @@ class Objective(Model):
                     "(a fraction: 0.9, not 90)"
                 )
             if self.metric in MINIMIZED_METRICS and self.target < 0:
-                raise ValueError(f"`target` {self.target:g}: a loss is never negative")
+                raise ValueError(f"`target` {self.target:g}: a loss or a cost is never negative")
         return self
 
     def better(self, a: float, b: float) -> bool:
         """Whether value `a` is strictly better than `b` for this objective."""
         return a > b if self.goal is Goal.maximize else a < b
 
-    def rank_key(self, value: float, index: int) -> tuple[float, int]:
-        """Sorts trials best first, ties to the earlier trial: how the sweep ranks them
-        everywhere (its leaderboard, and which models the trials keep)."""
-        return (-value if self.goal is Goal.maximize else value, index)
+    def signed(self, value: float) -> float:
+        """The value to sort by, lower first."""
+        return -value if self.goal is Goal.maximize else value
+
+
+def rank_key(
+    objectives: Sequence[Objective], metrics: Mapping[str, float], index: int
+) -> tuple[float, ...]:
+    """Sorts trials best first on the first objective; ties go to the better on the next
+    ones (so that the best on the primary is on the Pareto front), then to the earlier trial:
+    how the sweep ranks trials everywhere (its leaderboard, its best trial, and which models
+    the trials keep). A metric not reported ranks last."""
+    return (
+        *(o.signed(metrics[o.metric]) if o.metric in metrics else math.inf for o in objectives),
+        float(index),
+    )
+
+
+class Constraint(Model):
+    """A bound a selected trial must meet: a trial that breaks one is never selected (not
+    the best trial, not on the Pareto front, its model not kept)."""
+
+    metric: str
+    """Any metric the trainer reports (a cost such as model_parameters or
+    inference_latency_ms, or a score)."""
+    min: float | None = None
+    """The least the metric may be, inclusive."""
+    max: float | None = None
+    """The most the metric may be, inclusive."""
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Constraint:
+        _check_reported(self.metric)
+        if self.min is None and self.max is None:
+            raise ValueError(f"a constraint on {self.metric} needs `min`, `max` or both")
+        for bound in (self.min, self.max):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError("constraint bounds must be finite numbers")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min:g}) exceeds `max` ({self.max:g})")
+        return self
+
+    def met(self, metrics: Mapping[str, float]) -> bool:
+        """Whether these metrics meet it (a metric not reported meets nothing)."""
+        value = metrics.get(self.metric)
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def violation(self, metrics: Mapping[str, float]) -> float:
+        """How far the metrics are from meeting it: <= 0 when met (Optuna's convention)."""
+        value = metrics.get(self.metric)
+        if value is None:
+            return 1.0
+        over = value - self.max if self.max is not None else -math.inf
+        under = self.min - value if self.min is not None else -math.inf
+        return max(over, under)
+
+
+class Inference(Model):
+    """How the trainer measures a model's inference latency (inference_latency_ms)."""
+
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 1
+    """Examples per timed forward pass: 1 for online serving, more for batch scoring."""
 
 
 class AlgorithmName(StrEnum):
@@ -317,6 +396,11 @@ class Resource(StrEnum):
     step = "step"
 
 
+class RungRanking(StrEnum):
+    pareto = "pareto"
+    primary = "primary"
+
+
 class EarlyStopping(Model):
     """Stops hopeless trials while they run; a stopped trial is recorded Pruned with what it
     had reached, and counts as done, not failed."""
@@ -336,6 +420,10 @@ class EarlyStopping(Model):
     """asha: one trial in this many is promoted from each rung to the next."""
     min_trials: Annotated[int, Field(ge=1)] = 3
     """median: how many completed trials must have reached the same point before comparing."""
+    rank_by: RungRanking = RungRanking.pareto
+    """asha with several objectives: rank the trials at a rung by their Pareto fronts
+    (non-dominated sorting, as MO-ASHA does, the primary objective within a front), or by the
+    primary objective alone. median always uses the primary objective."""
 
     @model_validator(mode="after")
     def _check_rungs(self) -> EarlyStopping:
@@ -533,6 +621,14 @@ class SweepSpec(Model):
     `pkg:DISTRIBUTION/PATH`. A parameter named `model` overrides it per trial."""
     dataset: Dataset
     objective: Objective = Field(default_factory=Objective)
+    """What the sweep optimizes (one metric). Give this or `objectives`."""
+    objectives: Annotated[list[Objective], Field(min_length=2, max_length=3)] | None = None
+    """Two or three metrics to trade off, the first primary (accuracy against latency, ...):
+    the sweep finds their Pareto front; `bestTrial` is the best on the first among the trials
+    that meet every constraint. Give this or `objective`."""
+    constraints: list[Constraint] = Field(default_factory=list)
+    """Bounds a selected trial must meet, e.g. {metric: model_parameters, max: 30000000}."""
+    inference: Inference = Field(default_factory=Inference)
     algorithm: Algorithm = Field(default_factory=Algorithm)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     parameters: Annotated[list[Parameter], Field(min_length=1)]
@@ -563,6 +659,45 @@ class SweepSpec(Model):
         if repeated:
             raise ValueError(f"parameter names must be unique; repeated: {', '.join(repeated)}")
         return parameters
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_objective_or_several(cls, data: Any) -> Any:
+        # The first of `objectives` is also `objective`: every rule that knows one objective
+        # (ranking, early stopping, the target) reads the primary there.
+        if not isinstance(data, dict):
+            return data
+        several = data.get("objectives")
+        if isinstance(several, list) and several:
+            if "objective" in data and data["objective"] != several[0]:
+                raise ValueError("give `objective` (one metric) or `objectives`, not both")
+            data = {**data, "objective": several[0]}
+        return data
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct_objectives(cls, objectives: list[Objective] | None) -> list[Objective] | None:
+        if objectives is None:
+            return None
+        metrics = [o.metric for o in objectives]
+        repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(f"each objective is another metric; repeated: {', '.join(repeated)}")
+        if any(o.target is not None for o in objectives[1:]):
+            raise ValueError("only the first (primary) objective can have a `target`")
+        return objectives
+
+    @field_validator("constraints")
+    @classmethod
+    def _distinct_constraints(cls, constraints: list[Constraint]) -> list[Constraint]:
+        metrics = [c.metric for c in constraints]
+        repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+        if repeated:
+            raise ValueError(
+                f"one constraint a metric (give it both `min` and `max`); repeated: "
+                f"{', '.join(repeated)}"
+            )
+        return constraints
 
     @field_validator("model")
     @classmethod
@@ -637,6 +772,14 @@ class SweepSpec(Model):
     def searched(self) -> frozenset[str]:
         """The names of the searched parameters."""
         return frozenset(p.name for p in self.parameters)
+
+    def all_objectives(self) -> list[Objective]:
+        """The objectives, the primary first (one unless `objectives` lists several)."""
+        return list(self.objectives) if self.objectives else [self.objective]
+
+    def eligible(self, metrics: Mapping[str, float]) -> bool:
+        """Whether a trial with these metrics meets every constraint (may be selected)."""
+        return all(c.met(metrics) for c in self.constraints)
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -748,6 +891,7 @@ class Trial(Record):
 # Caps that keep each object far below etcd's 1.5 MiB limit whatever the sweep's size.
 MAX_REPORTS = 200  # intermediate evaluations kept per trial (~100 bytes each)
 LEADERBOARD_SIZE = 10  # top trials kept in the sweep's status
+PARETO_FRONT_SIZE = 20  # trials of the Pareto front kept in the sweep's status
 
 
 class TrialSummary(Record):
@@ -828,7 +972,13 @@ class SweepStatus(Record):
     best_trial: TrialSummary | None = None
     best_objective: float | None = None
     leaderboard: list[TrialSummary] = Field(default_factory=list)
-    """The best trials, best first (at most LEADERBOARD_SIZE)."""
+    """The best trials on the (primary) objective among those that meet every constraint,
+    best first (at most LEADERBOARD_SIZE)."""
+    pareto_front: list[TrialSummary] = Field(default_factory=list)
+    """With several objectives: the trials no other beats on every objective, among those
+    that meet every constraint, in the order of the primary (at most PARETO_FRONT_SIZE)."""
+    pareto_front_size: int = 0
+    """How many trials the Pareto front holds (the status lists the first 20)."""
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
     start_time: datetime | None = None

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bertsweep.api import SWEEP_NAME, SWEEP_NAME_MAX, Scalar, TrialSummary
+from bertsweep.api import MINIMIZED_METRICS, SWEEP_NAME, SWEEP_NAME_MAX, Scalar, TrialSummary
 
 MODEL = "model"
 _SWEEP_NAME = re.compile(SWEEP_NAME)
@@ -111,13 +111,68 @@ def summary(data: Any, where: str) -> TrialSummary:
         raise ResultError(f"{where}: bestTrial is not readable: {problems}") from None
 
 
-def from_result(result: Mapping[str, Any], where: str) -> BestConfiguration | None:
-    """The best configuration of a local run's result.json (None: no trial succeeded). The
-    spec is the result's "spec" (the sweep as run); results written before it was kept have
-    none, and then the fixed values are unknown."""
+@dataclass(frozen=True)
+class Preference:
+    """`--prefer METRIC [--tolerance T]`: of the trials within T of the best value of the
+    primary objective, the one best on METRIC (the cheapest, for a cost)."""
+
+    metric: str
+    tolerance: float
+
+
+def prefer(
+    candidates: list[TrialSummary],
+    primary: str,
+    maximize: bool,
+    preference: Preference,
+) -> TrialSummary | None:
+    """The candidate `preference` picks (candidates: the Pareto front, else the leaderboard);
+    None when no candidate reports both metrics."""
+    usable = [c for c in candidates if primary in c.metrics and preference.metric in c.metrics]
+    if not usable:
+        return None
+    best = (max if maximize else min)(c.metrics[primary] for c in usable)
+    near = [c for c in usable if abs(c.metrics[primary] - best) <= preference.tolerance]
+    lower = preference.metric in MINIMIZED_METRICS
+    return (min if lower else max)(near, key=lambda c: c.metrics[preference.metric])
+
+
+def preferred(
+    status: Mapping[str, Any], spec: Mapping[str, Any] | None, preference: Preference, where: str
+) -> TrialSummary | None:
+    """What `preference` picks from a status (wire form): its Pareto front, else its
+    leaderboard, by the spec's primary objective."""
+    raw = status.get("paretoFront") or status.get("leaderboard") or []
+    candidates = [summary(item, where) for item in raw if isinstance(item, Mapping)]
+    objectives = (spec or {}).get("objectives") or [(spec or {}).get("objective") or {}]
+    first = objectives[0] if isinstance(objectives, list) and objectives else {}
+    primary = str(first.get("metric") or "eval_accuracy") if isinstance(first, Mapping) else ""
+    maximize = not (isinstance(first, Mapping) and first.get("goal") == "minimize")
+    return prefer(candidates, primary, maximize, preference)
+
+
+def from_result(
+    result: Mapping[str, Any], where: str, preference: Preference | None = None
+) -> BestConfiguration | None:
+    """The best configuration of a local run's result.json (None: no trial succeeded), or
+    the one `preference` picks from its front. The spec is the result's "spec" (the sweep as
+    run); results written before it was kept have none, and then the fixed values are
+    unknown."""
     best = result.get("bestTrial")
     if not best:
         return None
+    if preference is not None:
+        status = result.get("status")
+        spec = result.get("spec")
+        picked = preferred(
+            status if isinstance(status, Mapping) else {},
+            spec if isinstance(spec, Mapping) else None,
+            preference,
+            where,
+        )
+        if picked is None:
+            raise ResultError(f"{where}: no trial of the front reports {preference.metric}")
+        best = picked.model_dump(mode="json", by_alias=True)
     spec = result.get("spec")
     sweep = result.get("sweep")
     return configuration(

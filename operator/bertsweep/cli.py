@@ -174,14 +174,15 @@ def cmd_best(args: argparse.Namespace) -> int:
     from bertsweep import best as bests
     from bertsweep import remote
 
+    preference = bests.Preference(args.prefer, args.tolerance) if args.prefer is not None else None
     path = bests.target(args.result)
     if path is not None:
         result = _read_result(path)
-        config = bests.from_result(result, str(path))
+        config = bests.from_result(result, str(path), preference)
         sweep, running = result.get("sweep"), False
     else:
         try:
-            config, status = remote.best_of(_target(args), args.result)
+            config, status = remote.best_of(_target(args), args.result, preference)
         except remote.RemoteError as error:
             # TARGET may have been meant as a path that is not there: say both.
             hint = f"{error.message}; no file or folder {args.result} here either"
@@ -346,6 +347,19 @@ def parser() -> argparse.ArgumentParser:
         choices=["yaml", "json", "args"],
         default="yaml",
         help="args: flags for bertsweep-trainer (--model REF --NAME VALUE ...)",
+    )
+    best.add_argument(
+        "--prefer",
+        metavar="METRIC",
+        help="of the Pareto front (else the leaderboard), the trial best on METRIC (the "
+        "cheapest, for a cost such as inference_latency_ms) among those within --tolerance of "
+        "the best value of the primary objective",
+    )
+    best.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="how far below the primary objective's best a preferred trial may be (0.01)",
     )
     best.set_defaults(func=cmd_best)
 

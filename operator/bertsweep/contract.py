@@ -19,7 +19,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from bertsweep.api import MINIMIZED_METRICS, REPORTED_METRICS, Objective, Report, SweepSpec, Trial
+from bertsweep.api import (
+    MINIMIZED_METRICS,
+    REPORTED_METRICS,
+    Constraint,
+    Objective,
+    Report,
+    SweepSpec,
+    Trial,
+    rank_key,
+)
 
 __all__ = [
     "MINIMIZED_METRICS",
@@ -118,6 +127,7 @@ ENV_TRIAL = "BERTSWEEP_TRIAL"
 ENV_MODEL = "BERTSWEEP_MODEL"
 ENV_DATASET = "BERTSWEEP_DATASET"  # JSON of api.Dataset (by alias)
 ENV_PARAMETERS = "BERTSWEEP_PARAMETERS"  # JSON object: fixed values merged with the trial's
+ENV_INFERENCE = "BERTSWEEP_INFERENCE"  # JSON of api.Inference: how latency is measured
 ENV_METRICS_ADDR = "BERTSWEEP_METRICS_ADDR"  # host to bind /metrics on; default 0.0.0.0
 ENV_METRICS_PORT = "BERTSWEEP_METRICS_PORT"
 ENV_RESULT_FILE = "BERTSWEEP_RESULT_FILE"  # default /dev/termination-log
@@ -326,7 +336,7 @@ class ModelStore(BaseModel):
     A trial that finishes saves its model to ROOT/TRIAL/ (writing ROOT/.partial-TRIAL first,
     then renaming it into place, with MODEL_MARKER beside the weights), unless `keep` better
     models are there already; then it removes every model that ranks below the best `keep`
-    (by `Objective.rank_key`). Removing on what one trial sees is safe without a lock: models
+    (by `api.rank_key`). Removing on what one trial sees is safe without a lock: models
     another trial saves at the same moment can only push others further down."""
 
     model_config = ConfigDict(frozen=True)
@@ -334,13 +344,27 @@ class ModelStore(BaseModel):
     root: str
     keep: int
     objective: Objective
+    tiebreak: list[Objective] = []
+    """The sweep's other objectives: equal on `objective`, the better on these ranks first."""
+    constraints: list[Constraint] = []
+    """A model that breaks one is never kept (it can never be selected)."""
+
+    def rank_key(self, metrics: Mapping[str, float], index: int) -> tuple[float, ...]:
+        """The sweep's own ranking (`api.rank_key`): lower is better."""
+        return rank_key([self.objective, *self.tiebreak], metrics, index)
 
 
 def model_store(spec: SweepSpec, root: str | None) -> ModelStore | None:
     """The sweep's model store, or None when it keeps no model (keep 0, or nowhere to save)."""
     if root is None or spec.output.keep == 0:
         return None
-    return ModelStore(root=root, keep=spec.output.keep, objective=spec.objective)
+    return ModelStore(
+        root=root,
+        keep=spec.output.keep,
+        objective=spec.objective,
+        tiebreak=spec.all_objectives()[1:],
+        constraints=spec.constraints,
+    )
 
 
 def trial_environment(
@@ -355,6 +379,7 @@ def trial_environment(
         ENV_MODEL: spec.model,
         ENV_DATASET: json.dumps(spec.dataset.wire()),
         ENV_PARAMETERS: json.dumps({**spec.fixed, **trial.parameters}),
+        ENV_INFERENCE: spec.inference.model_dump_json(by_alias=True),
     }
     if models is not None:
         env[ENV_MODELS] = models.model_dump_json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -19,6 +19,17 @@ _PHASE_STYLE = {
     TrialPhase.succeeded: "green",
     TrialPhase.failed: "red",
     TrialPhase.pruned: "yellow",
+}
+
+
+# A model's costs as a person reads them, beside the objectives.
+_COST_COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "model_parameters": ("params", lambda v: f"{v / 1e6:.1f}M"),
+    "model_size_mb": ("MB", lambda v: f"{v:.0f}"),
+    "inference_latency_ms": ("latency ms", lambda v: f"{v:.2f}"),
+    # A trial that trained a mostly fresh model (a changed width) must not pass for a
+    # fine-tuned one.
+    "pretrained_share": ("pretrained", lambda v: f"{v:.0%}" + (" (fresh)" if v < 0.5 else "")),
 }
 
 
@@ -47,12 +58,19 @@ def trial_table(
     table.add_column("phase")
     table.add_column("epoch", justify="right")
     table.add_column("samples/s", justify="right")
-    table.add_column(spec.objective.metric, justify="right")
+    objectives = [o.metric for o in spec.all_objectives()]
+    for metric in objectives:
+        table.add_column(metric, justify="right")
+    costs = [
+        m for m in _COST_COLUMNS if m not in objectives and any(m in _latest(t) for t in trials)
+    ]
+    for metric in costs:
+        table.add_column(_COST_COLUMNS[metric][0], justify="right")
     if reasons:
         table.add_column("reason")
     for trial in trials:
         seen = observations.get(trial.name)
-        value = trial.objective(spec.objective)
+        latest = _latest(trial)
         epoch = seen.epoch if seen and seen.epoch is not None else None
         if epoch is None and trial.reports:
             epoch = trial.reports[-1].epoch
@@ -62,10 +80,18 @@ def trial_table(
             Text(trial.phase.value, style=_PHASE_STYLE[trial.phase]),
             f"{epoch:.2f}" if epoch is not None else "",
             f"{seen.samples_per_second:.1f}" if seen and seen.samples_per_second else "",
-            f"{value:.4f}" if value is not None else "",
+            *[f"{latest[m]:.4g}" if m in latest else "" for m in objectives],
+            *[_COST_COLUMNS[m][1](latest[m]) if m in latest else "" for m in costs],
             *([_reason(trial)] if reasons else []),
         )
     return table
+
+
+def _latest(trial: Trial) -> Mapping[str, float]:
+    """The trial's final metrics, else its latest report's."""
+    if trial.metrics:
+        return trial.metrics
+    return trial.reports[-1].metrics if trial.reports else {}
 
 
 def _reason(trial: Trial) -> Text:
@@ -161,13 +187,21 @@ def leaderboard(spec: SweepSpec, status: SweepStatus, trials: Sequence[Trial]) -
     by_name = {t.name: t for t in trials}
     ranked = [by_name[s.name] for s in status.leaderboard if s.name in by_name]
     parts: list[Any] = [trial_table(spec, ranked, title="Leaderboard"), status_line(status, spec)]
-    condition = status.conditions[-1] if status.conditions else None
+    if spec.objectives:
+        front = [by_name[s.name] for s in status.pareto_front if s.name in by_name]
+        shown = f"{len(front)} of {status.pareto_front_size}"
+        title = f"Pareto front ({shown} trials no other beats on every objective)"
+        parts.insert(1, trial_table(spec, front, title=title))
+    condition = status.conditions[0] if status.conditions else None
     if condition is not None:
         parts.append(Text(f"{condition.reason}: {condition.message}"))
     if status.best_trial is not None:
         best = status.best_trial
         lines = [f"Best trial {best.name}:"]
         lines += [f"  {k}: {v}" for k, v in {**spec.fixed, **best.parameters}.items()]
-        lines += [f"  -> {k} = {v:.4f}" for k, v in sorted(best.metrics.items())]
+        lines += [f"  -> {k} = {v:.4g}" for k, v in sorted(best.metrics.items())]
+        lines += [f"  -> {k} = {v:.4g} (test data)" for k, v in sorted(best.test_metrics.items())]
+        if best.model_path:
+            lines.append(f"  model: {best.model_path}")
         parts.append(Text("\n".join(lines), style="bold green"))
     return Group(*parts)

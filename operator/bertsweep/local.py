@@ -297,6 +297,7 @@ class LocalRunner:
             "sweep": self.sweep,
             "phase": self.status.phase.value,
             "bestTrial": best.wire() if best else None,
+            "paretoFront": [s.wire() for s in self.status.pareto_front],
             "spec": self.spec.wire(),
             "status": self.status.wire(),
             "trials": [t.model_dump(mode="json", by_alias=True) for t in self._ordered()],

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bertsweep import stopping
+from bertsweep import pareto, stopping
 from bertsweep.api import (
     LEADERBOARD_SIZE,
+    PARETO_FRONT_SIZE,
     Condition,
     SweepPhase,
     SweepSpec,
@@ -28,6 +29,7 @@ from bertsweep.api import (
     TrialCounts,
     TrialPhase,
     TrialSummary,
+    rank_key,
 )
 from bertsweep.contract import DETERMINISTIC, Reason
 from bertsweep.names import trial_name
@@ -163,7 +165,8 @@ def _ending_before_planning(
     if target is not None:
         for t in trials:
             value = t.objective(spec.objective) if t.phase is TrialPhase.succeeded else None
-            if value is not None and not spec.objective.better(target, value):
+            reached = value is not None and not spec.objective.better(target, value)
+            if reached and spec.eligible(t.metrics):
                 return Ending(
                     SweepPhase.succeeded,
                     Reason.target_reached,
@@ -173,13 +176,33 @@ def _ending_before_planning(
 
 
 def rank(spec: SweepSpec, trials: Sequence[Trial]) -> list[tuple[float, Trial]]:
-    """Succeeded trials with an objective value, best first (ties: the earlier trial)."""
+    """The trials that may be selected, best first on the (primary) objective, ties to the
+    earlier trial: succeeded, with an objective value, meeting every constraint."""
     scored = [
         (value, t)
         for t in trials
-        if t.phase is TrialPhase.succeeded and (value := t.objective(spec.objective)) is not None
+        if t.phase is TrialPhase.succeeded
+        and (value := t.objective(spec.objective)) is not None
+        and spec.eligible(t.metrics)
     ]
-    return sorted(scored, key=lambda vt: spec.objective.rank_key(vt[0], vt[1].index))
+    objectives = spec.all_objectives()
+    return sorted(
+        scored,
+        key=lambda vt: rank_key(
+            objectives, {**vt[1].metrics, objectives[0].metric: vt[0]}, vt[1].index
+        ),
+    )
+
+
+def pareto_front(spec: SweepSpec, ranked: Sequence[tuple[float, Trial]]) -> list[Trial]:
+    """The non-dominated trials on every objective among those that may be selected, in the
+    order of `ranked` (the primary objective's)."""
+    objectives = spec.all_objectives()
+    candidates = [
+        (t, point) for _, t in ranked if (point := pareto.signed(objectives, t.metrics)) is not None
+    ]
+    keep = set(pareto.non_dominated([point for _, point in candidates]))
+    return [t for i, (t, _) in enumerate(candidates) if i in keep]
 
 
 def summarize(
@@ -201,17 +224,20 @@ def summarize(
         diverged=sum(t.reason == Reason.diverged for t in trials),
     )
     ranked = rank(spec, trials)
-    leaderboard = [
-        TrialSummary(
+    # The trials keep the models of the best `keep`: the others have been removed.
+    kept = {t.name for _, t in ranked[: spec.output.keep]}
+
+    def summary(t: Trial) -> TrialSummary:
+        return TrialSummary(
             name=t.name,
             parameters=t.parameters,
             metrics=t.metrics,
-            # The trials keep the models of the best `keep`: the others have been removed.
-            model_path=t.model_path if rank < spec.output.keep else None,
+            model_path=t.model_path if t.name in kept else None,
             test_metrics=t.test_metrics,
         )
-        for rank, (_, t) in enumerate(ranked[:LEADERBOARD_SIZE])
-    ]
+
+    leaderboard = [summary(t) for _, t in ranked[:LEADERBOARD_SIZE]]
+    front = pareto_front(spec, ranked) if spec.objectives else []
     if ending is not None:
         phase = ending.phase
         condition = Condition(
@@ -234,6 +260,8 @@ def summarize(
         best_trial=leaderboard[0] if leaderboard else None,
         best_objective=ranked[0][0] if ranked else None,
         leaderboard=leaderboard,
+        pareto_front=[summary(t) for t in front[:PARETO_FRONT_SIZE]],
+        pareto_front_size=len(front),
         conditions=[condition.carried_from(previous.conditions, now)],
         start_time=previous.start_time or now,
         completion_time=(previous.completion_time or now) if phase.finished else None,

@@ -52,6 +52,7 @@ OWNED_ENV = frozenset(
         contract.ENV_MODEL,
         contract.ENV_DATASET,
         contract.ENV_PARAMETERS,
+        contract.ENV_INFERENCE,
         contract.ENV_METRICS_ADDR,
         contract.ENV_METRICS_PORT,
         contract.ENV_RESULT_FILE,

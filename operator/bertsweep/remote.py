@@ -472,17 +472,33 @@ def _look_again(
 # ---- best ----------------------------------------------------------------------------------
 
 
-def best_of(target: Target, name: str) -> tuple[bests.BestConfiguration | None, SweepStatus]:
+def best_of(
+    target: Target, name: str, preference: bests.Preference | None = None
+) -> tuple[bests.BestConfiguration | None, SweepStatus]:
     """The best trial of sweep `name` in the cluster (status.bestTrial completed by its
-    spec), None when no trial has succeeded yet; and its status (still running, or not)."""
+    spec), or the one `preference` picks from its Pareto front; None when no trial has
+    succeeded yet; and its status (still running, or not)."""
     obj = _get(target, name)
     status = observe.read_status(obj)
     raw = (obj.get("status") or {}).get("bestTrial")
     if not raw:
         return None, status
     spec = obj.get("spec")
+    where = f"{SWEEP_KIND} {name}"
     try:
-        summary = bests.summary(raw, f"{SWEEP_KIND} {name}")
+        summary = bests.summary(raw, where)
+        if preference is not None:
+            picked = bests.preferred(
+                obj.get("status") or {},
+                spec if isinstance(spec, Mapping) else None,
+                preference,
+                where,
+            )
+            if picked is None:
+                raise bests.ResultError(
+                    f"{where}: no trial of the front reports {preference.metric}"
+                )
+            summary = picked
     except bests.ResultError as error:
         raise RemoteError(str(error)) from None
     return bests.configuration(name, spec if isinstance(spec, Mapping) else None, summary), status

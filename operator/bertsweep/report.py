@@ -55,6 +55,7 @@ from bertsweep.api import (
     describe_validation_error,
     value_key,
 )
+from bertsweep.report_front import front_figures
 from bertsweep.search.bayesian import distribution
 from bertsweep.search.space import coerce, fits
 
@@ -99,6 +100,14 @@ def html_report(sweep: str, spec: SweepSpec, status: SweepStatus, trials: Sequen
         ("curves", "Learning curves", _figure_html(learning_curves(spec, ordered), "curves")),
         ("importance", "Parameter importance", _importance(spec, study)),
     ]
+    if spec.objectives:
+        front = "".join(_figure_html(f, key) for key, f in front_figures(spec, status, ordered))
+        note = _note(
+            f"{status.pareto_front_size} trials no other beats on every objective, among those "
+            "that meet every constraint; the selected trial is the best of them on "
+            f"{_e(spec.objective.metric)}."
+        )
+        sections.insert(3, ("front", "Pareto front", note + front))
     nav = " ".join(f'<a href="#{key}">{title}</a>' for key, title, _ in sections)
     body = "\n".join(f'<section id="{k}"><h2>{t}</h2>\n{c}</section>' for k, t, c in sections)
     return (

@@ -261,6 +261,26 @@ def test_a_diverging_trial_stops_at_once_with_its_last_good_metrics(
     assert all(math.isfinite(v) for v in result["metrics"].values())
 
 
+def test_a_changed_width_is_reported_as_a_mostly_fresh_model(
+    tmp_path: Path, reviews_csv: Path, free_port: int, minilm_ref: str
+) -> None:
+    dataset = {"train": str(reviews_csv), "labelColumn": "label", "maxLength": 32}
+    narrow = {
+        "num_hidden_layers": 1,
+        "hidden_size": 128,
+        "num_attention_heads": 2,
+        "intermediate_size": 256,
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 16,
+    }
+    trial = TrialProcess(tmp_path, free_port, dataset, narrow, model=minilm_ref, scrape_wait=0)
+    finished = trial.finish()
+    assert finished.returncode == 0, finished.stderr
+    metrics = finished.result["metrics"]
+    assert metrics["pretrained_share"] < 0.1, metrics
+    assert metrics["model_parameters"] < 5e6 and metrics["inference_latency_ms"] > 0
+
+
 # ---- SIGTERM ----------------------------------------------------------------------------
 
 

@@ -177,7 +177,7 @@ def test_bad_specs_get_a_message_naming_the_field(mutate: Any, expected: str) ->
         ),
         (
             lambda s: s.update(objective={"metric": "eval_loss", "goal": "minimize", "target": -1}),
-            "a loss is never negative",
+            "a loss or a cost is never negative",
         ),
         (
             lambda s: s["parameters"][1].update(values=[16, 16.0]),

@@ -95,3 +95,16 @@ def test_finalize_keeps_exactly_the_named_models_and_no_partials(tmp_path: Path)
     remove_partials(s)
     assert folders(tmp_path) == ["notes.txt", "t-0002"], "nothing but models is touched"
     assert [m.trial for m in saved_models(tmp_path, s)] == ["t-0002"]
+
+
+def test_a_model_that_breaks_a_constraint_is_never_kept(tmp_path: Path) -> None:
+    from bertsweep.api import Constraint
+
+    s = store(tmp_path).model_copy(
+        update={"constraints": [Constraint(metric="model_parameters", max=1e6)]}
+    )
+    small = {"eval_accuracy": 0.6, "model_parameters": 5e5}
+    large = {"eval_accuracy": 0.9, "model_parameters": 5e7}
+    assert keep_model(s, "t-0000", 0, small, fake_save) is not None
+    assert keep_model(s, "t-0001", 1, large, fake_save) is None
+    assert folders(tmp_path) == ["t-0000"]

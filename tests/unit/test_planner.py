@@ -174,3 +174,70 @@ def test_condition_transition_time_is_kept_while_unchanged() -> None:
 def test_a_gap_left_by_a_deleted_record_does_not_reuse_a_name() -> None:
     trials = [trial(0, TrialPhase.succeeded, 0.6), trial(2, TrialPhase.succeeded, 0.7)]
     assert [t.name for t in plan("s", spec(), trials, NOW).create] == ["s-0003", "s-0004"]
+
+
+# ---- several objectives, constraints ---------------------------------------------------------
+
+
+def costed(index: int, accuracy: float, latency: float, parameters: float) -> Trial:
+    return Trial(
+        name=trial_name("s", index),
+        index=index,
+        parameters={},
+        phase=TrialPhase.succeeded,
+        metrics={
+            "eval_accuracy": accuracy,
+            "inference_latency_ms": latency,
+            "model_parameters": parameters,
+        },
+    )
+
+
+def multi(**changes: Any) -> SweepSpec:
+    return spec(
+        **{
+            "objectives": [
+                {"metric": "eval_accuracy", "goal": "maximize"},
+                {"metric": "inference_latency_ms", "goal": "minimize"},
+            ],
+            "constraints": [{"metric": "model_parameters", "max": 3e7}],
+            "maxTrials": 20,
+            **changes,
+        }
+    )
+
+
+def test_the_pareto_front_is_the_non_dominated_set_of_those_meeting_the_constraints() -> None:
+    trials = [
+        costed(0, 0.80, 10.0, 2e7),  # front
+        costed(1, 0.85, 20.0, 2e7),  # front
+        costed(2, 0.75, 15.0, 2e7),  # dominated by 0
+        costed(3, 0.95, 5.0, 9e7),  # dominates all, but breaks the constraint
+        costed(4, 0.70, 4.0, 1e7),  # front: the fastest that may be selected
+        costed(5, 0.85, 25.0, 2e7),  # dominated by 1
+    ]
+    status = plan("s", multi(), trials, NOW).status
+    assert [t.name for t in status.pareto_front] == ["s-0001", "s-0000", "s-0004"]
+    assert status.pareto_front_size == 3
+    assert status.best_trial is not None and status.best_trial.name == "s-0001", (
+        "the best on the primary objective among those meeting every constraint"
+    )
+    assert "s-0003" not in [t.name for t in status.leaderboard]
+    single = plan("s", spec(), [trial(0, TrialPhase.succeeded, 0.8)], NOW).status
+    assert single.pareto_front == [] and single.pareto_front_size == 0
+
+
+def test_a_target_counts_only_for_a_trial_that_meets_the_constraints() -> None:
+    s = multi()
+    s = s.model_copy(update={"objective": s.objective.model_copy(update={"target": 0.9})})
+    cheating = plan("s", s, [costed(0, 0.95, 5.0, 9e7)], NOW).status
+    assert cheating.phase is SweepPhase.running
+    fair = plan("s", s, [costed(0, 0.92, 5.0, 1e7)], NOW).status
+    assert fair.phase is SweepPhase.succeeded and fair.conditions[0].reason == "TargetReached"
+
+
+def test_the_front_in_the_status_stays_bounded() -> None:
+    # 100 trials all on the front (accuracy up, latency up): the status lists 20 and the count.
+    trials = [costed(i, 0.5 + i / 1000, 1.0 + i, 1e7) for i in range(100)]
+    status = plan("s", multi(maxTrials=100), trials, NOW).status
+    assert len(status.pareto_front) == 20 and status.pareto_front_size == 100

@@ -477,3 +477,26 @@ def test_watch_waits_for_an_api_server_that_stops_answering_then_gives_up() -> N
 def test_the_sweep_of_another_uid_is_not_read_as_ours() -> None:
     view = remote.view_of(sweep_obj(), [trial_obj(0, owner="other"), trial_obj(1, owner=SWEEP_UID)])
     assert [t.name for t in view.trials] == ["s-0001"]
+
+
+def test_prefer_picks_the_cheapest_trial_within_the_tolerance_of_the_best() -> None:
+    from bertsweep.api import TrialSummary
+    from bertsweep.best import Preference, prefer, preferred
+
+    def trial(name: str, accuracy: float, latency: float) -> TrialSummary:
+        return TrialSummary(
+            name=name,
+            parameters={},
+            metrics={"eval_accuracy": accuracy, "inference_latency_ms": latency},
+        )
+
+    front = [trial("a", 0.90, 30.0), trial("b", 0.895, 12.0), trial("c", 0.86, 3.0)]
+    near = Preference("inference_latency_ms", 0.01)
+    assert prefer(front, "eval_accuracy", True, near) == front[1]
+    assert (
+        prefer(front, "eval_accuracy", True, Preference("inference_latency_ms", 0.05)) == front[2]
+    )
+    assert prefer(front, "eval_accuracy", True, Preference("model_size_mb", 0.01)) is None
+    status = {"paretoFront": [t.model_dump(mode="json", by_alias=True) for t in front]}
+    spec = {"objectives": [{"metric": "eval_accuracy", "goal": "maximize"}]}
+    assert preferred(status, spec, near, "here") == front[1]

@@ -450,3 +450,67 @@ def test_bayesian_compares_stopped_and_running_trials_where_enough_of_them_got()
     # Without early stopping there is no comparison point: a success counts by its final value.
     plain = BayesianStrategy(make_spec("bayesian")).study(history[:1])
     assert plain.trials[0].value == 0.6
+
+
+# ---- several objectives and constraints ----------------------------------------------------
+
+
+def test_bayesian_search_learns_a_trade_off_within_the_constraints() -> None:
+    """Accuracy grows with depth, so does latency; models past a parameter budget (deeper
+    than 4 layers) may not be selected. After its random start, a multi-objective TPE that
+    reads the constraints proposes feasible depths far more often than random would."""
+    spec = make_spec(
+        "bayesian",
+        objectives=[
+            {"metric": "eval_accuracy", "goal": "maximize"},
+            {"metric": "inference_latency_ms", "goal": "minimize"},
+        ],
+        constraints=[{"metric": "model_parameters", "max": 4.5e7}],
+        parameters=[
+            {"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1e-3, "scale": "log"},
+            {"name": "num_hidden_layers", "type": "int", "min": 1, "max": 12},
+        ],
+    )
+    strategy = make_strategy(spec)
+
+    def measured(c: Configuration) -> dict[str, float]:
+        layers = int(c["num_hidden_layers"])
+        return {
+            "eval_accuracy": 0.5 + 0.03 * layers + 0.05 * (float(c["learning_rate"]) > 1e-4),
+            "inference_latency_ms": 1.0 + layers,
+            "model_parameters": 1e7 * layers,
+        }
+
+    history: list[Trial] = []
+    for index in range(40):
+        (c,) = strategy.ask(history, [index])
+        assert 1 <= int(c["num_hidden_layers"]) <= 12
+        history.append(
+            Trial(
+                name=f"s-{index:04d}",
+                index=index,
+                parameters=c,
+                phase=TrialPhase.succeeded,
+                metrics=measured(c),
+            )
+        )
+    late = [int(t.parameters["num_hidden_layers"]) for t in history[20:]]
+    assert sum(layers <= 4 for layers in late) >= 14, late
+    # Rebuilt from the same records, the same proposal (no state outside the history).
+    again = make_strategy(spec).ask(history, [40])
+    assert again == make_strategy(spec).ask(list(reversed(history)), [40])
+
+
+def test_constraint_violations_reach_optunas_records() -> None:
+    spec = make_spec(
+        "bayesian",
+        constraints=[{"metric": "model_parameters", "min": 1e6, "max": 3e7}],
+    )
+    strategy = BayesianStrategy(spec)
+    big = record(0, {}, value=0.9).model_copy(
+        update={"metrics": {"eval_accuracy": 0.9, "model_parameters": 5e7}}
+    )
+    configuration = ask(make_strategy(spec), [], 1)[0]
+    big = big.model_copy(update={"parameters": configuration})
+    frozen = strategy.frozen_trial(big)
+    assert frozen is not None and frozen.constraints == {"model_parameters": 2e7}

@@ -316,3 +316,47 @@ def test_replaying_the_records_gives_the_same_verdicts(rule: str) -> None:
         assert trials_to_stop(spec, shuffled) == verdicts
         assert trials_to_stop(spec, records) == verdicts
     assert stopped > 3, "the sweep should have given the rule something to stop"
+
+
+# ---- ASHA with several objectives ----------------------------------------------------------
+
+
+def costly(index: int, curve: list[float], latency: float, phase: TrialPhase = RUNNING) -> Trial:
+    """A trial whose every report also carries its model's latency (as the trainer's do)."""
+    base = trial(index, curve, phase)
+    reports = [
+        r.model_copy(update={"metrics": {**r.metrics, "inference_latency_ms": latency}})
+        for r in base.reports
+    ]
+    return base.model_copy(update={"reports": reports})
+
+
+def two_objectives(rank_by: str) -> SweepSpec:
+    spec = make_spec("asha", minResource=1, reductionFactor=3, rankBy=rank_by)
+    doc = spec.wire()
+    doc["objectives"] = [
+        {"metric": "eval_accuracy", "goal": "maximize"},
+        {"metric": "inference_latency_ms", "goal": "minimize"},
+    ]
+    return parse_spec(doc)
+
+
+def test_asha_with_several_objectives_keeps_a_fast_model_on_the_pareto_front() -> None:
+    # Six trials at the first rung, two of which may go on. The fast one is the least
+    # accurate: by the primary objective it stops; by Pareto fronts it is on the front
+    # (no trial is both faster and as accurate) and goes on, in place of the second best.
+    trials = [
+        costly(0, [0.80], 50.0),
+        costly(1, [0.79], 50.0),
+        costly(2, [0.78], 50.0),
+        costly(3, [0.70], 50.0),
+        costly(4, [0.69], 50.0),
+        costly(5, [0.65], 5.0),
+    ]
+    primary = trials_to_stop(two_objectives("primary"), trials)
+    assert sorted(primary) == ["s-0002", "s-0003", "s-0004", "s-0005"]
+    fronts = trials_to_stop(two_objectives("pareto"), trials)
+    assert sorted(fronts) == ["s-0001", "s-0002", "s-0003", "s-0004"]
+    assert "by Pareto front on eval_accuracy, inference_latency_ms" in " ".join(fronts.values())
+    # The verdicts are a function of the records, whatever their order.
+    assert trials_to_stop(two_objectives("pareto"), list(reversed(trials))) == fronts

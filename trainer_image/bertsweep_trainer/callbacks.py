@@ -67,6 +67,8 @@ class ReportingCallback(TrainerCallback):
     """
 
     def __init__(self, metrics: TrialMetrics, stop: StopRequest, train_examples: int) -> None:
+        self.costs: dict[str, float] = {}
+        """What the model costs (costs.model_costs), carried by every evaluation."""
         self.metrics = metrics
         self.stop = stop
         self.train_examples = train_examples
@@ -160,6 +162,7 @@ class ReportingCallback(TrainerCallback):
         values = {k: float(v) for k, v in (metrics or {}).items() if k in REPORTED_METRICS}
         if self.progress.train_loss is not None:
             values["train_loss"] = self.progress.train_loss
+        values |= self.costs
         evaluation = Evaluation(state.global_step, state.epoch or 0.0, values)
         self.progress.evaluations.append(evaluation)
         self.metrics.record_eval(evaluation.step, evaluation.epoch, values)

@@ -20,7 +20,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 import bertsweep.contract as contract
-from bertsweep.api import Dataset, Scalar, describe_validation_error
+from bertsweep.api import Dataset, Inference, Scalar, describe_validation_error
 from bertsweep.contract import Reason
 from bertsweep_trainer.errors import TrialError
 
@@ -39,6 +39,8 @@ class TrialConfig:
     metrics_port: int = contract.DEFAULT_METRICS_PORT
     result_file: str = contract.DEFAULT_RESULT_FILE
     scrape_wait: float = DEFAULT_SCRAPE_WAIT
+    inference: Inference = field(default_factory=Inference)
+    """How the model's inference latency is measured."""
     index: int = 0
     """The trial's index in its sweep (ties between equal scores go to the earlier trial)."""
     models: contract.ModelStore | None = None
@@ -95,6 +97,7 @@ def _parser(env: Mapping[str, str]) -> _Parser:
         str(DEFAULT_SCRAPE_WAIT),
     )
     option("--index", contract.ENV_TRIAL_INDEX, "the trial's index in its sweep", "0")
+    option("--inference", contract.ENV_INFERENCE, "JSON: how latency is measured", "{}")
     option("--models", contract.ENV_MODELS, "JSON: where to save the model, how many to keep")
     option("--task", contract.ENV_TASK, "train, or finalize a sweep's models", contract.TASK_TRAIN)
     option("--kept", contract.ENV_KEPT, "finalize: JSON list of the kept trials", "[]")
@@ -126,6 +129,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> TrialCon
         result_file=ns.result_file,
         scrape_wait=_seconds(ns.scrape_wait),
         index=_index(ns.index),
+        inference=_inference(ns.inference),
         models=_models(ns.models),
         task=ns.task,
         simulate=None if ns.simulate is None else _seconds(ns.simulate),
@@ -208,6 +212,14 @@ def _index(text: str) -> int:
     if index < 0:
         raise TrialError(Reason.invalid_config, f"trial index must be a whole number, got {text!r}")
     return index
+
+
+def _inference(text: str) -> Inference:
+    try:
+        return Inference.model_validate_json(text)
+    except ValidationError as error:
+        problems = describe_validation_error(error, "inference").replace("\n", "; ")
+        raise TrialError(Reason.invalid_config, problems) from None
 
 
 def _models(text: str | None) -> contract.ModelStore | None:

@@ -2,7 +2,7 @@
 
 Each model folder ROOT/TRIAL/ holds the model in Hugging Face's save_pretrained layout and a
 marker (`contract.MODEL_MARKER`) with the trial's index and final metrics, from which every
-trial ranks every saved model the same way (`Objective.rank_key`, the sweep's own ranking).
+trial ranks every saved model the same way (`ModelStore.rank_key`, the sweep's own ranking).
 A finished trial
 
 1. skips saving when `keep` saved models already rank above it (it can never be kept);
@@ -34,21 +34,25 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SavedModel:
     trial: str
-    index: int
-    value: float
+    key: tuple[float, ...]
+    """Where the sweep ranks it (`ModelStore.rank_key`): lower is better."""
 
 
 def saved_models(root: Path, store: ModelStore) -> list[SavedModel]:
-    """The whole models under `root` with the objective's value, best first."""
+    """The whole models under `root`, best first."""
     found = []
     for marker in root.glob(f"*/{MODEL_MARKER}"):
         try:
             data = json.loads(marker.read_text())
-            value = float(data["metrics"][store.objective.metric])
-            found.append(SavedModel(str(data["trial"]), int(data["index"]), value))
-        except (OSError, ValueError, KeyError, TypeError):
+            metrics = {str(k): float(v) for k, v in data["metrics"].items()}
+            if store.objective.metric not in metrics:
+                continue
+            found.append(
+                SavedModel(str(data["trial"]), store.rank_key(metrics, int(data["index"])))
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # being removed, or not ours: not a model to rank
-    return sorted(found, key=lambda m: store.objective.rank_key(m.value, m.index))
+    return sorted(found, key=lambda m: m.key)
 
 
 def keep_model(
@@ -61,15 +65,15 @@ def keep_model(
     """Save this trial's model if it can be among the best `keep`, then remove what can no
     longer be; the model's folder if it is kept, else None."""
     root = Path(store.root)
-    value = metrics.get(store.objective.metric)
-    if value is None:
+    broken = [c.metric for c in store.constraints if not c.met(metrics)]
+    if broken:
+        log.info("model not saved: it breaks the constraints on %s", ", ".join(broken))
+        return None
+    if store.objective.metric not in metrics:
         log.warning("no %s to rank the model by: not saved", store.objective.metric)
         return None
-    mine = store.objective.rank_key(value, index)
-    ahead = [
-        m for m in saved_models(root, store)
-        if m.trial != trial and store.objective.rank_key(m.value, m.index) < mine
-    ]  # fmt: skip
+    mine = store.rank_key(metrics, index)
+    ahead = [m for m in saved_models(root, store) if m.trial != trial and m.key < mine]
     if len(ahead) >= store.keep:
         log.info("model not saved: %d better ones are kept already", len(ahead))
         return None

@@ -31,9 +31,30 @@ def quality(parameters: Mapping[str, Scalar]) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def _number(parameters: Mapping[str, Scalar], name: str, default: float) -> float:
+    value = parameters.get(name, default)
+    return float(value) if isinstance(value, int | float) else default
+
+
+def costs(parameters: Mapping[str, Scalar]) -> dict[str, float]:
+    """What a BERT of this depth and width would cost (its encoder layers and embeddings)."""
+    layers = _number(parameters, "num_hidden_layers", 6)
+    hidden = _number(parameters, "hidden_size", 384)
+    count = layers * 12 * hidden**2 + 30522 * hidden
+    return {
+        "model_parameters": count,
+        "model_size_mb": count * 4 / 1e6,
+        "inference_latency_ms": 0.5 + 0.6 * layers * hidden / 384,
+        "pretrained_share": 1.0 if hidden == 384 else 0.0,
+    }
+
+
 def curve(parameters: Mapping[str, Scalar], epoch: float, epochs: float) -> dict[str, float]:
-    """The metrics of an evaluation after `epoch` of `epochs` epochs."""
-    q = quality(parameters)
+    """The metrics of an evaluation after `epoch` of `epochs` epochs: a deeper model learns
+    more (so that accuracy trades against cost)."""
+    q = quality(parameters) * (
+        0.6 + 0.4 * min(_number(parameters, "num_hidden_layers", 6), 12) / 12
+    )
     reached = 1 - math.exp(-3 * epoch / max(epochs, 1e-9))
     accuracy = 0.5 + 0.45 * q * reached
     loss = 0.7 - 0.5 * q * reached
@@ -44,6 +65,7 @@ def curve(parameters: Mapping[str, Scalar], epoch: float, epochs: float) -> dict
         "eval_recall": accuracy - 0.03,
         "eval_loss": loss,
         "train_loss": loss - 0.05,
+        **costs(parameters),
     }
 
 

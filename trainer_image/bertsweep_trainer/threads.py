@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
-from bertsweep import contract
+import bertsweep.contract as contract
 
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1 = (

@@ -30,6 +30,7 @@ from transformers import (
 from bertsweep.contract import Reason
 from bertsweep_trainer.callbacks import EvaluationAborted, Progress, ReportingCallback
 from bertsweep_trainer.config import TrialConfig
+from bertsweep_trainer.costs import latency_batch, model_costs
 from bertsweep_trainer.data import TaskData
 from bertsweep_trainer.errors import TrialError, one_line
 from bertsweep_trainer.features import encode
@@ -130,6 +131,24 @@ def run_training(
             callbacks=[reporting],
         )
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; we print evals
+        # The Trainer has put the model on its device: what it costs is measured there.
+        first = task.validation[: config.inference.batch_size]  # in file order: the same text
+        latency = latency_batch(
+            encode(tokenizer, first, max_length).features,
+            trainer.data_collator,
+            config.inference.batch_size,
+        )
+        reporting.costs = {
+            **model_costs(trainer.model, latency, args.device),
+            "pretrained_share": float(getattr(network, "pretrained_share", 1.0)),
+        }
+        log.info(
+            "costs: %.1fM parameters, %.1f MB of weights, %.2f ms a forward pass of %d",
+            reporting.costs["model_parameters"] / 1e6,
+            reporting.costs["model_size_mb"],
+            reporting.costs["inference_latency_ms"],
+            config.inference.batch_size,
+        )
 
         def save(folder: Path) -> None:
             network.save_pretrained(folder, safe_serialization=True)
@@ -259,16 +278,24 @@ def _load_model(model: ModelRef, config: Any, routed: RoutedParameters) -> Any:
         raise model.error(f"cannot load model {model.reference!r}: {_first_line(error)}") from None
     except OSError as error:
         raise model.error(f"cannot load model {model.reference!r}: {_first_line(error)}") from None
-    _report_fresh_weights(info, routed)
+    fresh = _report_fresh_weights(info, routed)
+    state = network.state_dict()
+    body = [k for k in state if not k.startswith(_HEADS)]
+    total = sum(state[k].numel() for k in body) or 1
+    # How much of the model the checkpoint gave it: a changed width leaves little.
+    network.pretrained_share = 1 - sum(state[k].numel() for k in body if k in fresh) / total
     return network
 
 
-def _report_fresh_weights(info: dict[str, Any], routed: RoutedParameters) -> None:
-    """Say which pretrained weights could not be used: a trial that trains a mostly random
-    model should not look like a fine-tuning run in the logs."""
+_HEADS = ("classifier.", "score.", "pre_classifier.")  # new in every fine-tuning run
 
-    def body(name: str) -> bool:  # the classification head is new in every fine-tuning run
-        return not name.startswith(("classifier.", "score.", "pre_classifier."))
+
+def _report_fresh_weights(info: dict[str, Any], routed: RoutedParameters) -> set[str]:
+    """Say which pretrained weights could not be used: a trial that trains a mostly random
+    model should not look like a fine-tuning run in the logs. The names of those tensors."""
+
+    def body(name: str) -> bool:
+        return not name.startswith(_HEADS)
 
     mismatched = [m[0] for m in info.get("mismatched_keys", ()) if body(str(m[0]))]
     missing = sorted(k for k in info.get("missing_keys", ()) if body(k))
@@ -288,3 +315,4 @@ def _report_fresh_weights(info: dict[str, Any], routed: RoutedParameters) -> Non
             changed,
             ", ".join(missing[:3]),
         )
+    return set(mismatched) | set(missing)

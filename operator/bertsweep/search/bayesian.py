@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
 from bertsweep.api import (
@@ -113,11 +114,14 @@ class BayesianStrategy:
         self._parameters = list(spec.parameters)
         self._distributions = {p.name: distribution(p) for p in self._parameters}
         self._startup = spec.algorithm.startup_trials or default_startup_trials(spec)
-        self._direction = (
+        self._objectives = spec.all_objectives()
+        self._directions = [
             optuna.study.StudyDirection.MAXIMIZE
-            if spec.objective.goal is Goal.maximize
+            if o.goal is Goal.maximize
             else optuna.study.StudyDirection.MINIMIZE
-        )
+            for o in self._objectives
+        ]
+        self._several = len(self._objectives) > 1
 
     def sampler(self, index: int) -> optuna.samplers.TPESampler:
         """The sampler that proposes trial `index`. Univariate (Optuna 5's default is
@@ -151,7 +155,7 @@ class BayesianStrategy:
     def study(self, history: Sequence[Trial]) -> optuna.Study:
         """An in-memory study holding the history, in trial-index order (TPE weighs recent
         trials by their position)."""
-        study = optuna.create_study(direction=self._direction)
+        study = optuna.create_study(directions=self._directions)
         curves = {t.name: objective_curve(t, self._spec) for t in history}
         fidelity = self.fidelity(list(curves.values()))
         study.add_trials(
@@ -184,7 +188,8 @@ class BayesianStrategy:
             params[p.name] = coerce(p, recorded)
         objective = self._spec.objective
         state = TrialState.FAIL
-        value: float | None = None
+        values: list[float] | None = None
+        measured: Mapping[str, float] = trial.metrics
         intermediate: dict[int, float] = {}
         if fidelity is not None and trial.phase is not TrialPhase.failed:
             curve = curve or objective_curve(trial, self._spec)
@@ -193,15 +198,21 @@ class BayesianStrategy:
             compared = None
         if compared is not None:
             # Reached the comparison point, whether it ran on, was stopped later or runs still:
-            # its value there is what it is judged by.
-            state = TrialState.COMPLETE
-            value = compared
+            # its value there is what it is judged by; its other objectives (costs, which every
+            # report carries) by what it reported there.
+            measured = _reported_at(trial, fidelity, self._spec.early_stopping.resource)
+            values = self._values({**measured, objective.metric: compared})
+            state = TrialState.FAIL if values is None else TrialState.COMPLETE
         elif trial.phase.active:
             state = TrialState.RUNNING
         elif trial.phase is TrialPhase.succeeded:
-            value = trial.objective(objective)
+            values = self._values(trial.metrics)
             # A success that never reported the objective taught nothing: like a failure.
-            state = TrialState.FAIL if value is None else TrialState.COMPLETE
+            state = TrialState.FAIL if values is None else TrialState.COMPLETE
+        elif trial.phase is TrialPhase.pruned and self._several:
+            # Optuna's multi-objective TPE ranks no pruned trial; one stopped before the
+            # comparison point teaches as little as a failure.
+            state = TrialState.FAIL
         elif trial.phase is TrialPhase.pruned:
             # What it reached at each point of its training.
             state = TrialState.PRUNED
@@ -210,16 +221,37 @@ class BayesianStrategy:
                 if objective.metric in report.metrics:
                     key = round(report.epoch * EPOCH_KEY_SCALE) if by_epoch else report.step
                     intermediate[key] = report.metrics[objective.metric]
+        # Each constraint's violation (<= 0: met) where Trial.set_constraint puts it: TPE ranks
+        # the trials that break one below every trial that breaks none.
+        system_attrs: dict[str, Any] = {}
+        if state is TrialState.COMPLETE:
+            for c in self._spec.constraints:
+                system_attrs[f"{_CONSTRAINTS_KEY}:{c.metric}"] = c.violation(measured)
         return _RecordTrial(
             number=-1,
             trial_id=-1,
             state=state,
-            value=value,
+            value=None,
+            values=values,
             datetime_start=_RECORDED,
             datetime_complete=None if state is TrialState.RUNNING else _RECORDED,
             params=params,
             distributions=self._distributions,
             user_attrs={},
-            system_attrs={},
+            system_attrs=system_attrs,
             intermediate_values=intermediate,
         )
+
+    def _values(self, metrics: Mapping[str, float]) -> list[float] | None:
+        """The objectives' values, or None when one is missing."""
+        found = [metrics.get(o.metric) for o in self._objectives]
+        return None if any(v is None for v in found) else [float(v) for v in found if v is not None]
+
+
+def _reported_at(trial: Trial, fidelity: float | None, resource: Resource) -> Mapping[str, float]:
+    """The metrics of the trial's first report at or past `fidelity` (else its last)."""
+    for report in trial.reports:
+        where = report.epoch if resource is Resource.epoch else report.step
+        if fidelity is None or where >= fidelity - 1e-9:
+            return report.metrics
+    return trial.reports[-1].metrics if trial.reports else trial.metrics

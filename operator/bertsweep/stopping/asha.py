@@ -15,9 +15,11 @@ verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from bertsweep.api import Resource, SweepSpec, Trial
+from bertsweep import pareto
+from bertsweep.api import Goal, Objective, Resource, RungRanking, SweepSpec, Trial
 from bertsweep.stopping.curves import SLACK, Curve, fmt, resource_unit
 
 
@@ -64,7 +66,7 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]
     eta = spec.early_stopping.reduction_factor
     verdicts: dict[str, str] = {}
     # Every trial at a rung is ranked against the same record of it: gathered once per pass.
-    at_rung: dict[float, tuple[list[float], int]] = {}
+    at_rung: dict[float, _Rung] = {}
     for trial in running:
         curve = curves[trial.name]
         rungs = asha_rungs(spec, curve.resources[-1])
@@ -75,11 +77,11 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]
         sitting = at == len(curve.resources) - 1  # else it went past: it holds a slot
         score, since = curve.projected(at)
         if rung not in at_rung:
-            at_rung[rung] = _recorded_at(curves.values(), rung)
-        recorded, promoted = at_rung[rung]
-        ahead = sum(objective.better(v, score) for v in recorded)
-        slots = len(recorded) // eta
-        if ahead < slots and (not sitting or ahead == 0 or promoted < slots):
+            at_rung[rung] = _Rung.gather(spec, curves, rung)
+        record = at_rung[rung]
+        ahead = record.ahead_of(trial.name)
+        slots = len(record.scores) // eta
+        if ahead < slots and (not sitting or ahead == 0 or record.promoted < slots):
             continue
         unit = resource_unit(spec)
         where = (
@@ -91,13 +93,15 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]
                 f", on course for {fmt(score)} ({fmt(curve.values[since])} at {unit} "
                 f"{fmt(curve.resources[since])})"
             )
-        where += f", ranks {ahead + 1} of the {len(recorded)} trials that reached the rung" + (
-            "" if sitting else " now"
+        ranked_by = f" by Pareto front on {record.named}" if record.fronts else ""
+        where += (
+            f", ranks {ahead + 1} of the {len(record.scores)} trials that reached the rung"
+            f"{ranked_by}" + ("" if sitting else " now")
         )
         if ahead >= slots:
-            ranked = sorted(recorded, reverse=objective.goal.value == "maximize")
+            last = record.last_promoted(slots)
             verdicts[trial.name] = f"{where}; only the top {slots} (1/{eta}) continue" + (
-                f", the last of them on course for {fmt(ranked[slots - 1])}" if slots else ""
+                f", the last of them on course for {fmt(last)}" if last is not None else ""
             )
         else:
             verdicts[trial.name] = (
@@ -107,13 +111,67 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]
     return verdicts
 
 
-def _recorded_at(curves: Iterable[Curve], rung: float) -> tuple[list[float], int]:
-    """The projected values of the trials that reached a rung, and how many went past it."""
-    recorded: list[float] = []
-    promoted = 0
-    for curve in curves:
-        i = curve.first_at(rung)
-        if i < len(curve.resources):
-            recorded.append(curve.projected(i)[0])
-            promoted += i < len(curve.resources) - 1
-    return recorded, promoted
+@dataclass
+class _Rung:
+    """The trials that reached a rung: their projected values, how many went past it, and
+    with several objectives ranked by Pareto fronts, their fronts."""
+
+    objective: Objective
+    scores: dict[str, float]
+    promoted: int
+    fronts: dict[str, int] | None = None
+    named: str = ""
+
+    @classmethod
+    def gather(cls, spec: SweepSpec, curves: Mapping[str, Curve], rung: float) -> _Rung:
+        scores: dict[str, float] = {}
+        promoted = 0
+        for name, curve in curves.items():
+            i = curve.first_at(rung)
+            if i < len(curve.resources):
+                scores[name] = curve.projected(i)[0]
+                promoted += i < len(curve.resources) - 1
+        rung_record = cls(spec.objective, scores, promoted)
+        objectives = spec.all_objectives()
+        if len(objectives) > 1 and spec.early_stopping.rank_by is RungRanking.pareto:
+            rung_record.fronts = _fronts(spec, objectives, curves, scores, rung)
+            rung_record.named = ", ".join(o.metric for o in objectives)
+        return rung_record
+
+    def key(self, name: str) -> tuple[int, float]:
+        value = self.scores[name]
+        signed = -value if self.objective.goal is Goal.maximize else value
+        return (self.fronts.get(name, 0) if self.fronts is not None else 0, signed)
+
+    def ahead_of(self, name: str) -> int:
+        mine = self.key(name)
+        return sum(self.key(other) < mine for other in self.scores)
+
+    def last_promoted(self, slots: int) -> float | None:
+        if not slots:
+            return None
+        ranked = sorted(self.scores, key=self.key)
+        return self.scores[ranked[slots - 1]]
+
+
+def _fronts(
+    spec: SweepSpec,
+    objectives: Sequence[Objective],
+    curves: Mapping[str, Curve],
+    scores: Mapping[str, float],
+    rung: float,
+) -> dict[str, int]:
+    """The Pareto front of each trial at the rung: its projected primary objective and the
+    others as its reports there say (a model's costs are the same in every report)."""
+    points: list[pareto.Point] = []
+    names: list[str] = []
+    for name, score in scores.items():
+        metrics = {**curves[name].metrics_at(rung), objectives[0].metric: score}
+        point = pareto.signed(objectives, metrics)
+        if point is not None:
+            points.append(point)
+            names.append(name)
+    levels = pareto.fronts(points)
+    worst = max(levels, default=0) + 1  # a trial missing an objective ranks below every front
+    found = dict(zip(names, levels, strict=True))
+    return {name: found.get(name, worst) for name in scores}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bertsweep.api import Resource, SweepSpec, Trial
 
@@ -24,6 +25,13 @@ class Curve:
 
     resources: list[float]
     values: list[float]
+    reported: list[Mapping[str, float]] = field(default_factory=list)
+    """Every metric of each of those reports (a model's costs, the other objectives)."""
+
+    def metrics_at(self, r: float) -> Mapping[str, float]:
+        """The metrics of the first report at or past r ({} when none is)."""
+        i = self.first_at(r)
+        return self.reported[i] if i < len(self.reported) else {}
 
     def reaches(self, r: float) -> bool:
         return bool(self.resources) and self.resources[-1] >= r - SLACK
@@ -58,6 +66,7 @@ def objective_curve(trial: Trial, spec: SweepSpec) -> Curve:
     by_epoch = spec.early_stopping.resource is Resource.epoch
     resources: list[float] = []
     values: list[float] = []
+    reported: list[Mapping[str, float]] = []
     for report in trial.reports:
         value = report.metrics.get(metric)
         if value is None or math.isnan(value):
@@ -69,7 +78,8 @@ def objective_curve(trial: Trial, spec: SweepSpec) -> Curve:
             continue
         resources.append(r)
         values.append(value)
-    return Curve(resources, values)
+        reported.append(report.metrics)
+    return Curve(resources, values, reported)
 
 
 def resource_unit(spec: SweepSpec) -> str:

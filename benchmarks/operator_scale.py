@@ -367,11 +367,12 @@ def weighted_percentile(pairs: Sequence[tuple[float, float]], q: float) -> float
 @dataclass(frozen=True)
 class PassSample:
     """The operator's histogram read at time ``t`` (monotonic), with the sweep's finished
-    trials then."""
+    trials and the operator's resident memory then."""
 
     t: float
     histogram: Histogram
     finished: int
+    rss_mb: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -442,6 +443,19 @@ def pass_growth(windows: Sequence[PassWindow]) -> dict[str, Any]:
         "last_over_first_mean": ratio,
         "slope_s_per_1000_finished": per_trial * 1000,
         "samples": len(windows),
+    }
+
+
+def memory_growth(samples: Sequence[PassSample]) -> dict[str, float]:
+    """The operator's resident memory over a run: at the start, at the end, and its
+    least-squares slope against the trials finished (MB per 1,000 trials)."""
+    points = [(float(p.finished), p.rss_mb) for p in samples if not math.isnan(p.rss_mb)]
+    if not points:
+        return {"start_mb": math.nan, "end_mb": math.nan, "mb_per_1000_finished": math.nan}
+    return {
+        "start_mb": points[0][1],
+        "end_mb": points[-1][1],
+        "mb_per_1000_finished": slope(points) * 1000,
     }
 
 
@@ -840,6 +854,7 @@ class CpuMeter:
     t0: float = 0.0
     machine0: tuple[float, float] = (0.0, 0.0)
     self0: float = 0.0
+    all0: dict[int, tuple[str, float]] = field(default_factory=dict)
 
     def _read(self) -> dict[str, tuple[float, float]]:
         return {name: cpu_of(pid) for name, pid in self.pids.items()}
@@ -853,6 +868,7 @@ class CpuMeter:
         self.before = self._read()
         self.machine0 = machine_busy(Path("/proc/stat").read_text(), TICKS)
         self.self0 = self._self()
+        self.all0 = all_processes()
         self.t0 = time.monotonic()
 
     def stop(self) -> dict[str, Any]:
@@ -868,6 +884,18 @@ class CpuMeter:
         by["benchmark"] = self._self() - self.self0
         busy = busy1 - self.machine0[0]
         known = sum(v for v in by.values() if not math.isnan(v))
+        # The rest, by process (others' work on a shared machine): what ran at both ends, and
+        # all of what started since and still runs. What started and ended in between is only
+        # in the total.
+        ours = {*self.pids.values(), os.getpid()}
+        others: dict[str, float] = defaultdict(float)
+        for pid, (comm, cpu) in all_processes().items():
+            if pid in ours:
+                continue
+            if pid not in self.all0:
+                others[comm] += cpu
+            elif self.all0[pid][0] == comm:
+                others[comm] += cpu - self.all0[pid][1]
         self.result = {
             "wall_s": wall,
             "cpu_s": by,
@@ -875,8 +903,22 @@ class CpuMeter:
             "machine_cpus": os.cpu_count(),
             "machine_busy_share": busy / ((total1 - self.machine0[1]) or 1),
             "other_cpu_s": busy - known,
+            "other_processes_cpu_s": {k: v for k, v in most(others)[:6] if v > 0.5},
         }
         return self.result
+
+
+def all_processes() -> dict[int, tuple[str, float]]:
+    """(command name, utime + stime) of every process now."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = (d / "stat").read_text()
+            comm = text[text.index("(") + 1 : text.rindex(")")]
+            out[int(d.name)] = (comm, proc_cpu(text, TICKS)[0])
+    return out
 
 
 @dataclass
@@ -992,8 +1034,9 @@ class Sampler:
             h = parse_histogram(self.op.metrics(), HISTOGRAM)
             with self.tracker.cond:
                 finished = sum(int(s.get("finished", 0)) for s in self.tracker.sweeps.values())
-            self.samples.append(PassSample(time.monotonic(), h, finished))
-        self.rss_mb.append(status_kb(self.op.pid, "VmRSS") / KIB)
+            rss = status_kb(self.op.pid, "VmRSS") / KIB
+            self.samples.append(PassSample(time.monotonic(), h, finished, rss))
+            self.rss_mb.append(rss)
 
     def start(self) -> None:
         self.sample()
@@ -1077,7 +1120,9 @@ class Bench:
                 file=sys.stderr,
             )
         self.watch(sweeps_path(self.ns), self.tracker.on_sweep)
-        self.watch(trials_path(self.ns), self.tracker.on_trial)
+        if s.scenario == "latency":
+            # Only there: every watch is work for the API server, which is measured too.
+            self.watch(trials_path(self.ns), self.tracker.on_trial)
         if s.pod_watch or s.scenario in ("latency", "podrunner"):
             self.watch(f"/api/v1/namespaces/{self.ns}/pods", self.tracker.on_pod)
         if with_operator:
@@ -1181,6 +1226,7 @@ class Bench:
                 "max_s_sampled": max((w.mean_s for w in windows), default=math.nan),
                 "growth": pass_growth(windows),
             }
+            out["operator_rss"] = memory_growth(samples)
         if self.tracker.pods:
             slots = {
                 "latency": None,
@@ -1475,6 +1521,8 @@ def table(doc: dict[str, Any]) -> str:
         ):
             lines.append(f"  {name:32} {v:8.1f}")
         lines.append(f"  {'(other work on the machine)':32} {cpu['other_cpu_s']:8.1f}")
+        for name, v in cpu.get("other_processes_cpu_s", {}).items():
+            lines.append(f"    {name:30} {v:8.1f}")
     w = d.get("api_writes")
     if w:
         lines.append(
@@ -1502,6 +1550,12 @@ def table(doc: dict[str, Any]) -> str:
             f"{fmt(passes['p95_s_histogram'])} s (histogram) / {fmt(passes['p95_s_sampled'])} s "
             f"(sampled); mean of the first tenth {fmt(first)} s, of the last {fmt(last)} s; "
             f"slope {fmt(g['slope_s_per_1000_finished'])} s per 1,000 finished trials"
+        )
+    mem = d.get("operator_rss")
+    if mem:
+        lines.append(
+            f"operator RSS: {fmt(mem['start_mb'])} MB at the start, {fmt(mem['end_mb'])} MB at the "
+            f"end, {fmt(mem['mb_per_1000_finished'])} MB per 1,000 finished trials"
         )
     pr = d.get("podrunner")
     if pr:

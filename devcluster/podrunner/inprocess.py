@@ -1,7 +1,7 @@
 """Simulated trainer pods run inside the pod runner: a thread per pod instead of a process.
 
 A simulated trial (``bertsweep-trainer --simulate SECONDS``) loads no model, but as a process it
-still costs an interpreter, pydantic and prometheus_client: about 0.4 s of CPU to start, which at
+still costs an interpreter, pydantic and prometheus_client: about 0.45 s of CPU to start, which at
 50 trials a second is all of a 2-core machine. With ``--simulate-in-process`` the runner plays
 such a pod itself, by calling the trainer's own pieces: ``bertsweep_trainer.config.parse_config``
 over the container's argv and environment (exactly as built for a process), the metrics endpoint
@@ -16,7 +16,10 @@ What is NOT the same as a process, and why it does not matter for a simulated tr
 pid (the containerID is ``bertsweep-inprocess://RUNNER_PID-N``), no private mount namespace
 (nothing is mounted: the simulation reads no file and writes only the result, which goes
 straight to the termination-message file), and the trial shares the runner's CPU time and
-memory. The trainer's log lines go to the pod's log file as a process's would.
+memory. The trainer's log lines go to the pod's log file as a process's would. And the code is
+the trainer as the runner imported it when it started, where a process runs the checkout as it is
+when the pod starts: after changing the trainer, restart the pod runner (as one would rebuild an
+image).
 
 Signals keep the trainer's meaning (``bertsweep_trainer.signals.StopRequest``): SIGTERM asks the
 trial to stop (or, once it is finishing, to stop waiting for a scrape); SIGKILL, sent after the

@@ -299,8 +299,10 @@ class PodRunner:
         finally:
             if sim is not None:
                 # Its /metrics socket goes (as a process's exit closes it), and only then its
-                # address, which a later pod may bind again.
+                # address, which a later pod may bind again. The run stays until its pod is
+                # deleted, the simulation need not (thousands of them in a big sweep).
                 sim.close()
+                run.sim = None
                 self.release_ip(run)
 
     def _supervise(self, run: Run) -> None:

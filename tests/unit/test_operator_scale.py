@@ -298,3 +298,14 @@ def test_objects_and_counts(bench: ModuleType) -> None:
     assert bench.finished_count({}) == 0
     assert bench.ideal_s(1000, 50, 1.0) == 20.0
     assert bench.ideal_s(20, 3, 2.0) == 14.0
+
+
+def test_memory_growth_against_finished_trials(bench: ModuleType) -> None:
+    h = bench.Histogram.empty()
+    points = [bench.PassSample(float(i), h, 1000 * i, 100.0 + 30.0 * i) for i in range(5)]
+    assert bench.memory_growth(points) == {
+        "start_mb": 100.0,
+        "end_mb": 220.0,
+        "mb_per_1000_finished": pytest.approx(30.0),
+    }
+    assert math.isnan(bench.memory_growth([])["end_mb"])

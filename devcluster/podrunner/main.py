@@ -10,6 +10,7 @@ created on the host, publish no Prometheus targets, stop the kubelet API. Logs g
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -131,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if settings.simulate_in_process:
         # Loaded now rather than by the first such pod, whose start would wait for the import.
-        from . import inprocess  # noqa: F401
+        try:
+            from . import inprocess  # noqa: F401
+        except ImportError as e:
+            log.warning("--simulate-in-process: the trainer does not import (%s): processes", e)
+            settings = dataclasses.replace(settings, simulate_in_process=False)
 
     runner = PodRunner(settings, api, private_mounts=check_unshare())
     stop = runner.stop

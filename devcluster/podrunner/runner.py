@@ -17,7 +17,7 @@ and every pod without the switch, runs as a process as described above.
 It also answers where a pod's log is (for kubelet_api.py) and keeps the Prometheus targets
 (discovery.py) in step with the running pods: rewritten by a thread of their own, at most every
 ``TARGETS_EVERY_S`` (Prometheus reads the file every second; at dozens of pods a second,
-rewriting it at every start and end was a good part of the runner's CPU).
+rewriting it at every start and end showed in the runner's profile).
 """
 
 from __future__ import annotations

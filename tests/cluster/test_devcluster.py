@@ -597,7 +597,15 @@ def test_deleting_an_in_process_trial_stops_it_with_its_last_values(v1: Any, ns:
     running = wait_phase(v1, ns, "sim-stopped", {"Running"})
     cid = running.status.container_statuses[0].container_id
     assert cid.startswith("bertsweep-inprocess://" if in_process else "bertsweep://"), cid
-    # Its first evaluation would come after 20 s (60 s, three epochs): the stop comes first.
+    # Once the trainer serves /metrics its SIGTERM handler is in place (as a process, a signal
+    # before that finds an interpreter still importing, which it kills). Its first evaluation
+    # would come after 20 s (60 s, three epochs): the stop comes first.
+    log = REPO / ".devcluster" / "pods" / f"{ns}_sim-stopped.log"
+    wait_until(
+        "the trainer to serve /metrics",
+        lambda: log.is_file() and "/metrics on port" in log.read_text(),
+        30,
+    )
     v1.delete_namespaced_pod("sim-stopped", ns, grace_period_seconds=10)
     # Every change since it was seen Running, however soon the pod is gone.
     watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]

@@ -350,6 +350,14 @@ class Constraint(Model):
             return False
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
+    def describe(self) -> str:
+        """The bound as a manifest states it: `inference_latency_ms <= 20`."""
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g} <= {self.metric} <= {self.max:g}"
+        if self.max is not None:
+            return f"{self.metric} <= {self.max:g}"
+        return f"{self.metric} >= {self.min:g}"
+
     def violation(self, metrics: Mapping[str, float]) -> float:
         """How far the metrics are from meeting it: <= 0 when met (Optuna's convention)."""
         value = metrics.get(self.metric)
@@ -780,6 +788,18 @@ class SweepSpec(Model):
     def eligible(self, metrics: Mapping[str, float]) -> bool:
         """Whether a trial with these metrics meets every constraint (may be selected)."""
         return all(c.met(metrics) for c in self.constraints)
+
+    def broken_cost(self, metrics: Mapping[str, float]) -> Constraint | None:
+        """The first constraint on a model's cost (the same in every report) that these
+        metrics break: a trial that reports one can never be selected, however it trains."""
+        return next(
+            (
+                c
+                for c in self.constraints
+                if c.metric in COST_METRICS and c.metric in metrics and not c.met(metrics)
+            ),
+            None,
+        )
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from optuna.trial import TrialState
 
 from bertsweep.api import Report, Scalar, SweepSpec, Trial, TrialPhase, parse_spec
 from bertsweep.planner import plan
@@ -514,3 +515,33 @@ def test_constraint_violations_reach_optunas_records() -> None:
     big = big.model_copy(update={"parameters": configuration})
     frozen = strategy.frozen_trial(big)
     assert frozen is not None and frozen.constraints == {"model_parameters": 2e7}
+
+
+def test_a_trial_stopped_over_its_cost_budget_teaches_tpe_as_an_infeasible_result() -> None:
+    spec = make_spec("bayesian", constraints=[{"metric": "model_parameters", "max": 3e7}])
+    configuration = ask(make_strategy(spec), [], 1)[0]
+    stopped = Trial(
+        name="s-0000",
+        index=0,
+        parameters=configuration,
+        phase=TrialPhase.pruned,
+        reports=[
+            Report(step=10, epoch=0.5, metrics={"eval_accuracy": 0.6, "model_parameters": 5e7}),
+            Report(step=20, epoch=1.0, metrics={"eval_accuracy": 0.7, "model_parameters": 5e7}),
+        ],
+    )
+    frozen = BayesianStrategy(spec).frozen_trial(stopped)
+    assert frozen is not None
+    assert frozen.state is TrialState.COMPLETE and frozen.values == [0.7]
+    assert frozen.constraints == {"model_parameters": 2e7}
+    # A trial pruned within its budget stays a pruned trial.
+    within = stopped.model_copy(
+        update={
+            "reports": [
+                r.model_copy(update={"metrics": {"eval_accuracy": 0.7, "model_parameters": 1e7}})
+                for r in stopped.reports
+            ]
+        }
+    )
+    kept = BayesianStrategy(spec).frozen_trial(within)
+    assert kept is not None and kept.state is TrialState.PRUNED and kept.constraints == {}

@@ -360,3 +360,48 @@ def test_asha_with_several_objectives_keeps_a_fast_model_on_the_pareto_front() -
     assert "by Pareto front on eval_accuracy, inference_latency_ms" in " ".join(fronts.values())
     # The verdicts are a function of the records, whatever their order.
     assert trials_to_stop(two_objectives("pareto"), list(reversed(trials))) == fronts
+
+
+# ---- constraints on a model's cost --------------------------------------------------------
+
+
+def budgeted(rule: str, **stopping: Any) -> SweepSpec:
+    doc = make_spec(rule, **stopping).wire()
+    doc["constraints"] = [
+        {"metric": "inference_latency_ms", "max": 20},
+        {"metric": "eval_accuracy", "min": 0.75},
+    ]
+    return parse_spec(doc)
+
+
+def test_a_model_over_its_cost_budget_stops_at_its_first_report_whatever_the_rule() -> None:
+    trials = [
+        costly(0, [0.9], 30.0),  # too slow: stops, however accurate
+        costly(1, [0.5], 10.0),  # under the accuracy floor so far: it may still reach it
+        trial(2, [0.9]),  # no latency reported: nothing known against it
+        costly(3, [0.9, 0.9], 30.0, DONE),  # ended already
+    ]
+    for spec in (budgeted("none"), budgeted("median")):
+        verdicts = trials_to_stop(spec, trials)
+        assert list(verdicts) == ["s-0000"]
+        assert verdicts["s-0000"] == (
+            "its model's inference_latency_ms is 30, which breaks the constraint "
+            "inference_latency_ms <= 20: it can never be selected"
+        )
+
+
+def test_asha_ranks_a_model_over_budget_below_every_model_within_it() -> None:
+    # Three trials reached the first rung, one of which may go on. The most accurate was over
+    # budget (it was stopped there); the slot goes to the best of the others.
+    spec = budgeted("asha", minResource=1, reductionFactor=3)
+    trials = [
+        costly(0, [0.95], 30.0, PRUNED),
+        costly(1, [0.80], 10.0),
+        costly(2, [0.70], 10.0),
+    ]
+    verdicts = trials_to_stop(spec, trials)
+    assert list(verdicts) == ["s-0002"]
+    assert "ranks 2 of the 3" in verdicts["s-0002"]
+    # Without the constraint, the accurate one holds the slot and both others stop.
+    unbudgeted = trials_to_stop(asha(), trials)
+    assert sorted(unbudgeted) == ["s-0001", "s-0002"]

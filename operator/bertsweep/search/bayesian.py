@@ -209,6 +209,15 @@ class BayesianStrategy:
             values = self._values(trial.metrics)
             # A success that never reported the objective taught nothing: like a failure.
             state = TrialState.FAIL if values is None else TrialState.COMPLETE
+        elif (
+            trial.phase is TrialPhase.pruned
+            and self._spec.broken_cost(latest := _latest(trial)) is not None
+        ):
+            # Stopped because its model breaks a constraint on its cost: a finished trial that
+            # breaks it, so that TPE learns where the budget lies (a failure would teach nothing).
+            measured = latest
+            values = self._values(latest)
+            state = TrialState.FAIL if values is None else TrialState.COMPLETE
         elif trial.phase is TrialPhase.pruned and self._several:
             # Optuna's multi-objective TPE ranks no pruned trial; one stopped before the
             # comparison point teaches as little as a failure.
@@ -246,6 +255,10 @@ class BayesianStrategy:
         """The objectives' values, or None when one is missing."""
         found = [metrics.get(o.metric) for o in self._objectives]
         return None if any(v is None for v in found) else [float(v) for v in found if v is not None]
+
+
+def _latest(trial: Trial) -> Mapping[str, float]:
+    return trial.reports[-1].metrics if trial.reports else trial.metrics
 
 
 def _reported_at(trial: Trial, fidelity: float | None, resource: Resource) -> Mapping[str, float]:

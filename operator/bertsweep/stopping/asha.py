@@ -121,6 +121,8 @@ class _Rung:
     promoted: int
     fronts: dict[str, int] | None = None
     named: str = ""
+    over_budget: frozenset[str] = frozenset()
+    """Trials whose model breaks a constraint on its cost: ranked below every other."""
 
     @classmethod
     def gather(cls, spec: SweepSpec, curves: Mapping[str, Curve], rung: float) -> _Rung:
@@ -131,17 +133,21 @@ class _Rung:
             if i < len(curve.resources):
                 scores[name] = curve.projected(i)[0]
                 promoted += i < len(curve.resources) - 1
-        rung_record = cls(spec.objective, scores, promoted)
+        over_budget = frozenset(
+            name for name in scores if spec.broken_cost(curves[name].metrics_at(rung)) is not None
+        )
+        rung_record = cls(spec.objective, scores, promoted, over_budget=over_budget)
         objectives = spec.all_objectives()
         if len(objectives) > 1 and spec.early_stopping.rank_by is RungRanking.pareto:
-            rung_record.fronts = _fronts(spec, objectives, curves, scores, rung)
+            rung_record.fronts = _fronts(objectives, curves, scores, rung, over_budget)
             rung_record.named = ", ".join(o.metric for o in objectives)
         return rung_record
 
-    def key(self, name: str) -> tuple[int, float]:
+    def key(self, name: str) -> tuple[bool, int, float]:
         value = self.scores[name]
         signed = -value if self.objective.goal is Goal.maximize else value
-        return (self.fronts.get(name, 0) if self.fronts is not None else 0, signed)
+        front = self.fronts.get(name, 0) if self.fronts is not None else 0
+        return (name in self.over_budget, front, signed)
 
     def ahead_of(self, name: str) -> int:
         mine = self.key(name)
@@ -155,17 +161,20 @@ class _Rung:
 
 
 def _fronts(
-    spec: SweepSpec,
     objectives: Sequence[Objective],
     curves: Mapping[str, Curve],
     scores: Mapping[str, float],
     rung: float,
+    over_budget: frozenset[str],
 ) -> dict[str, int]:
     """The Pareto front of each trial at the rung: its projected primary objective and the
-    others as its reports there say (a model's costs are the same in every report)."""
+    others as its reports there say (a model's costs are the same in every report). Trials
+    over budget take no part: a model that may never be selected pushes none back."""
     points: list[pareto.Point] = []
     names: list[str] = []
     for name, score in scores.items():
+        if name in over_budget:
+            continue
         metrics = {**curves[name].metrics_at(rung), objectives[0].metric: score}
         point = pareto.signed(objectives, metrics)
         if point is not None:

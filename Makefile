@@ -85,7 +85,15 @@ demo-cluster: devcluster
 clean:
 	rm -rf $(VENV) out .devcluster
 
+# SMAC's random forest (pyrfr, no wheel) builds from source with swig and g++: installed as
+# the browser target installs chromium (root, non-interactive, apt-get update only on failure).
 $(BENCH_VENV)/.setup-stamp: benchmarks/requirements.txt
+	@{ command -v swig >/dev/null && command -v g++ >/dev/null; } || { \
+	  test "$$(id -u)" = 0 || { echo "building pyrfr needs swig and g++ (apt-get, as root)" >&2; exit 1; }; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends swig g++ >/dev/null \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends swig g++ >/dev/null; }; \
+	}
 	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
 	touch $@

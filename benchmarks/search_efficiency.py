@@ -3,7 +3,9 @@
 Every BertSweep method is driven through `bertsweep.planner.plan()`, the code the operator
 runs on each reconcile pass, against simulated trials whose learning curves come from the YAHPO
 Gym LCBench surrogate. The Optuna baselines run Optuna's own ask/tell loop, `trial.report` and
-`trial.should_prune`, on the same simulated clock with the same number of workers.
+`trial.should_prune`, on the same simulated clock with the same number of workers, and so do
+the peer libraries (peers.py: SMAC3, DEHB, Syne Tune, HpBandSter), each through its own ask/tell
+or scheduler interface, deciding which configurations run and for how many epochs.
 
 The simulation. Each trial's whole curve (52 epochs of val_accuracy and elapsed time) is asked
 of the surrogate once, when the trial starts. A running trial reports epoch e at its start time
@@ -23,7 +25,12 @@ for wall time, the time random search took to spend the whole budget on that ins
 Each cost is divided by random search's cost on the same instance and seed; a method's figure
 is the median of these ratios over instances and seeds.
 
-Methods that stop trials may create more than 64 trials: only their epochs are bounded.
+Methods that stop trials may create more than 64 trials: only their epochs are bounded. The
+peers that restart a configuration at a higher budget (Hyperband as SMAC, DEHB and HpBandSter
+run it) pay for its epochs again, as they would on real training.
+
+Besides the per-method table, the output compares BertSweep's default with the best peer on
+each instance (search_summary.py, which also merges the JSON of several invocations).
 
 Usage (yahpo-gym pins numpy < 2, so it lives in its own virtual environment; see README.md):
 
@@ -54,9 +61,12 @@ from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optuna  # noqa: E402
 
+import peers  # noqa: E402
+import search_summary  # noqa: E402
 from bertsweep.api import (  # noqa: E402
     Report,
     Scalar,
@@ -446,8 +456,9 @@ METHODS = [
     "bertsweep-bayesian-asha",
     "bertsweep-random-asha",
     "bertsweep-bayesian-median",
+    *peers.PEERS,
 ]
-DEFAULT_METHOD = "bertsweep-bayesian-asha"
+DEFAULT_METHOD = search_summary.DEFAULT_METHOD
 
 
 def make_method(name: str, seed: int, workers: int, tuning: Tuning) -> Method:
@@ -469,6 +480,8 @@ def make_method(name: str, seed: int, workers: int, tuning: Tuning) -> Method:
             min_resource=1, max_resource=EPOCHS, reduction_factor=3
         )
         return OptunaLoop(seed, workers, pruner)
+    if name in peers.PEERS:
+        return peers.make_peer(name, SPACE, seed, workers, EPOCHS, BUDGET_EPOCHS)
     raise ValueError(f"unknown method {name}")
 
 
@@ -512,36 +525,40 @@ def describe(job: Job, o: Outcome) -> str:
     )
 
 
-def summarize(
+def run_records(
     results: Sequence[tuple[Job, Outcome]], baseline: dict[tuple[str, int], Outcome],
-    targets: dict[str, float],
-) -> dict[str, Any]:  # fmt: skip
-    """Per method: median ratios to random search's cost, and the miss rate."""
-    by_method: dict[str, list[tuple[Job, Outcome]]] = {}
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One record per run, with its costs divided by random search's on the same instance and
+    seed (a miss costs the whole budget: all epochs, and random's wall time to spend them)."""
+    records: list[dict[str, Any]] = []
     for job, o in results:
-        by_method.setdefault(job.method, []).append((job, o))
-    methods: dict[str, Any] = {}
-    for name in METHODS:
-        runs = by_method.get(name)
-        if not runs:
-            continue
-        epochs_ratios, wall_ratios, misses = [], [], 0
-        for job, o in runs:
-            base = baseline[(job.instance, job.seed)]
-            wall_budget = base.wall_at_budget
-            base_epochs = base.reached_epochs if base.reached_epochs is not None else BUDGET_EPOCHS
-            base_wall = base.reached_wall if base.reached_wall is not None else wall_budget
-            epochs = o.reached_epochs if o.reached_epochs is not None else BUDGET_EPOCHS
-            wall = o.reached_wall if o.reached_wall is not None else wall_budget
-            misses += o.reached_epochs is None
-            epochs_ratios.append(epochs / base_epochs)
-            wall_ratios.append(wall / base_wall)
-        methods[name] = {
-            "epochs_ratio": round(statistics.median(epochs_ratios), 4),
-            "wall_ratio": round(statistics.median(wall_ratios), 4),
-            "miss_rate": round(misses / len(runs), 4),
-        }
-    return methods
+        base = baseline[(job.instance, job.seed)]
+        wall_budget = base.wall_at_budget
+        base_epochs = base.reached_epochs if base.reached_epochs is not None else BUDGET_EPOCHS
+        base_wall = base.reached_wall if base.reached_wall is not None else wall_budget
+        epochs = o.reached_epochs if o.reached_epochs is not None else BUDGET_EPOCHS
+        wall = o.reached_wall if o.reached_wall is not None else wall_budget
+        records.append(
+            {
+                "method": job.method,
+                "instance": job.instance,
+                "seed": job.seed,
+                "epochs": o.reached_epochs,
+                "wall": o.reached_wall,
+                "best": o.best,
+                "trials": o.trials,
+                "epochs_ratio": epochs / base_epochs,
+                "wall_ratio": wall / base_wall,
+            }
+        )
+    return records
+
+
+def rounded(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the JSON keeps it."""
+    places = {"epochs": 2, "wall": 1, "best": 5, "epochs_ratio": 6, "wall_ratio": 6}
+    return {k: v if v is None or k not in places else round(v, places[k])
+            for k, v in record.items()}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -609,8 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     results += run_all(others, args.jobs, log)
 
+    records = run_records(results, baseline)
     summary: dict[str, Any] = {
-        "methods": summarize(results, baseline, targets),
+        **search_summary.tables(records, METHODS),
         "default": DEFAULT_METHOD,
         "settings": {
             "instances": instances,
@@ -620,25 +638,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tuning": tuning.__dict__,
             "targets": targets,
             "seconds": round(time.perf_counter() - started, 1),
+            "peer_versions": peers.VERSIONS,
         },
-        "runs": [
-            {
-                "method": j.method,
-                "instance": j.instance,
-                "seed": j.seed,
-                "epochs": None if o.reached_epochs is None else round(o.reached_epochs, 2),
-                "wall": None if o.reached_wall is None else round(o.reached_wall, 1),
-                "best": round(o.best, 5),
-                "trials": o.trials,
-            }
-            for j, o in results
-        ],
+        "runs": [rounded(r) for r in records],
     }
-    print(f"\n{'method':28s} {'epochs_ratio':>12s} {'wall_ratio':>11s} {'miss_rate':>10s}")
-    for name, m in summary["methods"].items():
-        print(
-            f"{name:28s} {m['epochs_ratio']:12.3f} {m['wall_ratio']:11.3f} {m['miss_rate']:10.0%}"
-        )
+    search_summary.print_tables(summary)
     print(f"({summary['settings']['seconds']} s)")
     if args.json_out:
         out = Path(args.json_out)

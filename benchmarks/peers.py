@@ -62,6 +62,9 @@ SYNETUNE = {
     "synetune-asha-cqr": "ASHACQR",  # conformalized quantile regression (boosted trees)
 }
 PEERS = ["smac-mf", "dehb", *SYNETUNE, "hpbandster-bohb"]
+# Refit a boosted-tree model from scratch on every suggestion: minutes a run, against seconds for
+# the others, so the benchmark runs them only when named (README.md says with how many seeds).
+SLOW = ["synetune-asha-bore", "synetune-asha-cqr"]
 
 
 class Sim(Protocol):

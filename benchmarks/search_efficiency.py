@@ -569,7 +569,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="trials at once (parallelism)")
     parser.add_argument("--json", dest="json_out", help="write the figures here")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    parser.add_argument(
+        "--methods",
+        default=",".join(m for m in METHODS if m not in peers.SLOW),
+        help=f"comma-separated (default: all but {', '.join(peers.SLOW)}, minutes a run)",
+    )
     parser.add_argument("--asha-min-resource", type=float, default=Tuning.asha_min_resource)
     parser.add_argument("--asha-reduction-factor", type=int, default=Tuning.asha_reduction_factor)
     parser.add_argument("--startup-trials", type=int, default=Tuning.startup_trials)

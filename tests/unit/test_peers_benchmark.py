@@ -53,6 +53,7 @@ def test_the_peer_methods_are_benchmark_methods(bench: ModuleType, peers: Module
     ]  # fmt: skip
     assert set(peers.PEERS) <= set(load("search_summary").PEER_METHODS)
     assert set(peers.VERSIONS) == {"smac", "dehb", "syne-tune", "hpbandster"}
+    assert set(peers.SLOW) < set(peers.PEERS)
 
 
 def test_the_space_keeps_the_benchmarks_ranges_and_scales(

@@ -46,10 +46,16 @@ def test_the_status_names_the_front_of_the_records_meeting_the_constraints(
         return sweep if ((sweep or {}).get("status") or {}).get("phase") == "Succeeded" else None
 
     sweep = wait_for("the sweep to end", ended, timeout=300, explain=op.tail)
-    records = [t for t in kubectl.trials("front") if t["status"]["phase"] == "Succeeded"]
-    assert len(records) == 10
-    for t in records:
+    everything = kubectl.trials("front")
+    assert len(everything) == 10
+    for t in everything:
         assert {"model_parameters", "inference_latency_ms"} <= t["status"]["metrics"].keys()
+    # A model over the budget can never be selected: it is stopped at its first report.
+    for t in everything:
+        if t["status"]["metrics"]["model_parameters"] > LIMIT:
+            assert t["status"]["phase"] == "Pruned", t["status"]
+            assert "breaks the constraint model_parameters" in t["status"]["message"]
+    records = [t for t in everything if t["status"]["phase"] == "Succeeded"]
     eligible = [t for t in records if t["status"]["metrics"]["model_parameters"] <= LIMIT]
     assert eligible, "some trial meets the budget"
 

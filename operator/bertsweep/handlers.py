@@ -98,15 +98,13 @@ class Operator:
 
     def trial_objects(self, namespace: str, name: str) -> list[Mapping[str, Any]]:
         """The sweep's BertTrial objects: from the cache while it is fresh, else listed."""
+        if self.cache is None:
+            return list(self.kube.list_trials(namespace, name))
         label = names.sweep_label(name)
-        if self.cache is not None:
-            held = self.cache.objects(namespace, label)
-            if held is not None:
-                return held
-        listed: list[Mapping[str, Any]] = list(self.kube.list_trials(namespace, name))
-        if self.cache is not None:
-            self.cache.replace(namespace, label, listed)
-        return listed
+        held = self.cache.objects(namespace, label)
+        if held is None:
+            held = self.cache.replace(namespace, label, self.kube.list_trials(namespace, name))
+        return held
 
     def remember(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
         """Write-through: what a write returned is the newest version there is."""

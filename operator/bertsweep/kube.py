@@ -243,17 +243,19 @@ class Kube:
         return json.loads(text) if text else None
 
     def _list(self, path: str, query: Mapping[str, str | int]) -> list[dict[str, Any]]:
+        return list(self._items(path, query))
+
+    def _items(self, path: str, query: Mapping[str, str | int]) -> Iterator[dict[str, Any]]:
         """Every item, a page at a time: a 10,000-trial sweep is never one huge response."""
-        items: list[dict[str, Any]] = []
         token = ""
         while True:
             page = self.request(
                 "GET", path, {**query, "limit": PAGE_SIZE, **({"continue": token} if token else {})}
             )
-            items += page.get("items") or []
+            yield from page.get("items") or []
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
-                return items
+                return
 
     # ---- BertSweeps -----------------------------------------------------------------------
 
@@ -289,8 +291,9 @@ class Kube:
 
     # ---- BertTrials -----------------------------------------------------------------------
 
-    def list_trials(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
-        return self._list(
+    def list_trials(self, namespace: str, sweep: str) -> Iterator[dict[str, Any]]:
+        """The sweep's BertTrial objects, read a page at a time as they are consumed."""
+        return self._items(
             _custom(namespace, TRIALS),
             {"labelSelector": f"{pods.SWEEP_LABEL}={names.sweep_label(sweep)}"},
         )

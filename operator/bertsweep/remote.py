@@ -299,7 +299,7 @@ def fetch(target: Target, name: str) -> SweepView:
     there."""
     obj = _get(target, name)
     with _answering(target.kube):
-        trial_objs = target.kube.list_trials(target.namespace, name)
+        trial_objs = list(target.kube.list_trials(target.namespace, name))
     return view_of(obj, trial_objs)
 
 

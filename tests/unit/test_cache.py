@@ -71,3 +71,41 @@ def test_a_deleted_sweep_is_forgotten() -> None:
     cache.replace("ns", "s", [versioned(0, 1)])
     cache.forget("ns", "s")
     assert cache.objects("ns", "s") is None
+
+
+def test_an_ended_trial_is_held_without_its_status_once_read_and_still_reads_whole() -> None:
+    cache = RecordCache()
+    ended = versioned(0, 3, phase="Succeeded", metrics={"eval_accuracy": 0.8})
+    running = versioned(1, 4, phase="Running")
+
+    def pages() -> Any:  # a listing consumed a page at a time
+        yield ended
+        yield running
+
+    held = cache.replace("ns", "s", pages())
+    by_name = {o["metadata"]["name"]: o for o in held}
+    assert "status" not in by_name["s-0000"], "an ended trial's status is not held twice"
+    assert by_name["s-0001"]["status"]["phase"] == "Running", "an active one is held whole"
+    records = owned_records(sweep_obj(), cache.objects("ns", "s") or [], cache.read)
+    first = records.readable[0]
+    assert first.trial.phase.value == "Succeeded" and first.trial.metrics == {"eval_accuracy": 0.8}
+    # The body a status write starts from: the same object, minus the status it replaces.
+    assert first.body["metadata"]["resourceVersion"] == "3" and "status" not in first.body
+
+    # A watch event of a newer version is held whole until read, then slimmed in turn.
+    cache.put(versioned(1, 5, phase="Succeeded"))
+    (obj,) = [o for o in cache.objects("ns", "s") or [] if o["metadata"]["name"] == "s-0001"]
+    assert cache.read(obj).trial.phase.value == "Succeeded"
+    assert all("status" not in o for o in cache.objects("ns", "s") or [])
+
+
+def test_a_slim_object_whose_record_is_lost_is_never_read_as_a_new_trial() -> None:
+    from bertsweep.cache import CacheMiss
+
+    clock = Clock()
+    cache = RecordCache(clock=clock)
+    (slim,) = cache.replace("ns", "s", [versioned(0, 3, phase="Succeeded")])
+    cache._parsed.clear()  # what no code path does; if one ever did, the sweep is listed again
+    with pytest.raises(CacheMiss):
+        cache.read(slim)
+    assert cache.objects("ns", "s") is None

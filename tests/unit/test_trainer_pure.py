@@ -372,3 +372,44 @@ def test_thread_counts_follow_what_the_trial_was_given(tmp_path: Path) -> None:
     assert cgroup_cpus(tmp_path / "missing", (quota, period)) == 1
     quota.write_text("-1\n")
     assert cgroup_cpus(tmp_path / "missing", (quota, period)) is None
+
+
+# ---- what makes a GPU fast, and its fallback on the CPU ------------------------------------
+
+
+def test_accelerator_defaults_choose_nothing_on_a_cpu() -> None:
+    import torch
+
+    from bertsweep_trainer.training import accelerator_defaults
+
+    assert not torch.cuda.is_available(), "the unit tier runs on the CPU"
+    assert accelerator_defaults({}) == {}
+    assert accelerator_defaults({"bf16": True}) == {}
+
+
+@pytest.mark.parametrize(
+    ("bf16", "capability", "given", "expected"),
+    [
+        # An H100: bf16, fused AdamW and TF32, each unless the sweep chose otherwise.
+        (True, (9, 0), {}, {"bf16": True, "optim": "adamw_torch_fused", "tf32": True}),
+        (True, (9, 0), {"fp16": True}, {"optim": "adamw_torch_fused", "tf32": True}),
+        (True, (9, 0), {"optim": "adamw_torch", "tf32": False}, {"bf16": True}),
+        # A T4 (Turing): no bf16 and no TF32; fused AdamW still.
+        (False, (7, 5), {}, {"optim": "adamw_torch_fused"}),
+    ],
+)
+def test_accelerator_defaults_on_a_gpu_leave_the_sweeps_choices_alone(
+    monkeypatch: pytest.MonkeyPatch,
+    bf16: bool,
+    capability: tuple[int, int],
+    given: dict[str, Any],
+    expected: dict[str, Any],
+) -> None:
+    import torch
+
+    from bertsweep_trainer.training import accelerator_defaults
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: capability)
+    assert accelerator_defaults(given) == expected

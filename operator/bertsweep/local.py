@@ -8,7 +8,7 @@ processes and that HTTP; the decisions are `planner.plan()`'s, and what becomes 
 whose process ended is `outcomes.finish()`'s, as in the operator.
 
 result.json is written (atomically) whenever the state changes: a trial is recorded, starts
-or ends, or the sweep's phase changes; not on every poll. A runner killed at any moment, by
+or ends, or the sweep's phase or counts change; not on every poll. A runner killed at any moment, by
 SIGKILL too, leaves a whole result that `bertsweep run --resume DIR` continues from
 (`runs.py` says what a resumed run keeps and starts again). Trainers die with the runner: on
 Linux each one gets SIGTERM from the kernel when its runner exits, however it exits.
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from bertsweep.api import ManifestError, SweepSpec, SweepStatus, Trial, TrialPha
 from bertsweep.contract import Reason, TrialResult
 from bertsweep.events import shown
 from bertsweep.outcomes import end, exit_outcome, finish, observed
-from bertsweep.planner import plan
+from bertsweep.planner import Plan, plan
 from bertsweep.runs import RecordedRun, earlier_sweep, read_run
 from bertsweep.warm import WarmHistory, warm_history
 
@@ -254,29 +254,22 @@ class LocalRunner:
 
     # ---- decide and act ----------------------------------------------------------------------
 
-    def _plan(self) -> SweepStatus:
-        """The planner's decision on the records as they are, the WarmStarted condition added."""
-        return self._with_warm(
-            plan(
-                self.sweep,
-                self.spec,
-                self._ordered(),
-                _now(),
-                self.status,
-                history=self.warm.trials,
-            ).status
-        )
-
-    def _with_warm(self, status: SweepStatus) -> SweepStatus:
-        if self.warm.condition is None:
-            return status
-        condition = self.warm.condition.carried_from(self.status.conditions, _now())
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
-
-    def _reconcile(self) -> None:
+    def _plan(self) -> Plan:
+        """The planner's decision on the records as they are, the earlier runs' trials its
+        history, the WarmStarted condition added to its status."""
         decision = plan(
             self.sweep, self.spec, self._ordered(), _now(), self.status, history=self.warm.trials
         )
+        if self.warm.condition is None:
+            return decision
+        condition = self.warm.condition.carried_from(self.status.conditions, _now())
+        conditions = [*decision.status.conditions, condition]
+        return replace(
+            decision, status=decision.status.model_copy(update={"conditions": conditions})
+        )
+
+    def _reconcile(self) -> None:
+        decision = self._plan()
         for name, message in decision.prune.items():
             self._stop(name, Reason.pruned, message)
             self.on_event(f"{name} pruned: {message}")
@@ -286,7 +279,7 @@ class LocalRunner:
         # a runner killed in between leaves a Pending trial that a resumed run starts.
         for trial in decision.create:
             self.trials[trial.name] = trial
-        self.status = self._with_warm(decision.status)
+        self.status = decision.status
         self._record()
         free = self.spec.parallelism - len(self._processes)
         for trial in self._ordered():
@@ -384,7 +377,7 @@ class LocalRunner:
                 }
             )
         # The status again, now that the kept trials carry their test metrics.
-        self.status = self._plan()
+        self.status = self._plan().status
 
     def _command(self) -> list[str]:
         template = self.spec.trial_template
@@ -438,7 +431,12 @@ class LocalRunner:
     def write_result(self) -> Path:
         path = self.output / RESULT_FILE
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.result(), indent=2) + "\n")
+        with temporary.open("w") as stream:
+            stream.write(json.dumps(self.result(), indent=2) + "\n")
+            # On disk before it replaces the last one: a machine that goes down right after
+            # must not find an empty result where a whole one was.
+            stream.flush()
+            os.fsync(stream.fileno())
         temporary.replace(path)
         return path
 

@@ -4,9 +4,10 @@ On each LCBench instance and seed, three runs of BertSweep's default (bayesian s
 ASHA, `search_efficiency.sweep_spec`), all through `bertsweep.planner.plan()` on the simulated
 clock of search_efficiency.py (its `Simulation`, budget, and targets):
 
-- the earlier sweep: seed + 1000, run to its end, the whole budget (64 x 52 epochs) with no
-  target, as a sweep that ran its course. Its trials still running when the budget is spent
-  are recorded Pruned, as `plan()` records the trials a sweep's end stops.
+- the earlier sweep: seed + 1000, run to its end with no target: the whole budget (64 x 52
+  epochs), as a sweep that ran its course, or the share `--earlier-budget` says (0.1: a short
+  sweep, which mostly ends before it reaches the target). Its trials still running when it
+  ends are recorded Pruned, as `plan()` records the trials a sweep's end stops.
 - cold: seed, until a report reaches the instance's target (search_efficiency's: the median
   over seeds of the best that random search reaches within the budget).
 - warm: the same seed and target, with `spec.warmStart` naming the earlier sweep: its records
@@ -17,12 +18,12 @@ Each run's cost is the epochs its own trials consumed until the first report at 
 target (a miss costs the whole budget); the earlier sweep's epochs are not counted (they were
 spent already, by whoever ran it). The figure is the median over instances and seeds of warm's
 epochs over cold's on the same instance and seed; the median of each and the miss rates are
-printed beside it.
+printed beside it, and how many earlier sweeps reached the target themselves.
 
 Usage (the search benchmark's environment, `make benchmarks/.venv/.setup-stamp`):
 
     benchmarks/.venv/bin/python benchmarks/warm_start.py --data ../shared/benchmarks/yahpo \
-        --seeds 10 --jobs 1 --json out/warm_start.json
+        --seeds 10 --jobs 1 --json out/warm_start.json [--earlier-budget 0.1]
 """
 
 from __future__ import annotations
@@ -96,12 +97,23 @@ def ended(records: Sequence[Trial]) -> list[Trial]:
     ]
 
 
+def run_for(method: se.Method, data: str, instance: str, epochs: float) -> None:
+    """Run a method until it has spent `epochs` (as `se.simulate` spends its budget)."""
+    sim = se.Simulation(data, instance)
+    method.begin(sim)
+    while (event := sim.next_report()) is not None:
+        if sim.consumed() > epochs + se.SLACK:
+            return
+        method.on_report(sim, *event)
+
+
 def earlier_trials(
-    data: str, instance: str, seed: int, workers: int, tuning: se.Tuning
+    data: str, instance: str, seed: int, workers: int, tuning: se.Tuning, budget: float = 1.0
 ) -> list[Trial]:
-    """The records of the earlier sweep: the default with another seed, the whole budget."""
+    """The records of the earlier sweep: the default with another seed, run until it has
+    spent `budget` of the whole budget's epochs."""
     method = se.BertSweep(default_spec(seed + EARLIER_SEED_OFFSET, workers, tuning))
-    se.simulate(method, data, instance, None)
+    run_for(method, data, instance, budget * se.BUDGET_EPOCHS)
     return ended(list(method.records.values()))
 
 
@@ -122,12 +134,15 @@ class Job:
     data: str
     tuning: se.Tuning
     target: float
+    earlier_budget: float = 1.0
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """The earlier, cold and warm runs of one instance and seed."""
     clock = time.perf_counter()
-    records = earlier_trials(job.data, job.instance, job.seed, job.workers, job.tuning)
+    records = earlier_trials(
+        job.data, job.instance, job.seed, job.workers, job.tuning, job.earlier_budget
+    )
     earlier_spec = default_spec(job.seed + EARLIER_SEED_OFFSET, job.workers, job.tuning)
     spec = default_spec(job.seed, job.workers, job.tuning)
     cold = se.simulate(se.BertSweep(spec), job.data, job.instance, job.target)
@@ -140,7 +155,10 @@ def run_job(job: Job) -> dict[str, Any]:
         "target": job.target,
         "earlier_trials": len(records),
         "earlier_used": used,
-        "earlier_best": max((t.objective(spec.objective) or 0.0 for t in records), default=0.0),
+        "earlier_best": max(
+            (max((r.metrics[se.METRIC] for r in t.reports), default=0.0) for t in records),
+            default=0.0,
+        ),
         "cold_epochs": cold.reached_epochs,
         "warm_epochs": outcome.reached_epochs,
         "cold_trials": cold.trials,
@@ -168,6 +186,7 @@ def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "warm_epochs": round(statistics.median(cost(r["warm_epochs"]) for r in rows), 1),
             "cold_misses": sum(r["cold_epochs"] is None for r in rows),
             "warm_misses": sum(r["warm_epochs"] is None for r in rows),
+            "earlier_reached": sum(r["earlier_best"] >= r["target"] for r in rows),
         }
 
     instances = sorted({r["instance"] for r in runs}, key=int)
@@ -178,7 +197,14 @@ def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def print_summary(result: dict[str, Any]) -> None:
-    columns = ["warm_over_cold", "cold_epochs", "warm_epochs", "cold_misses", "warm_misses"]
+    columns = [
+        "warm_over_cold",
+        "cold_epochs",
+        "warm_epochs",
+        "cold_misses",
+        "warm_misses",
+        "earlier_reached",
+    ]
     print("| instance | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     rows = [*result["instances"].items(), ("**all**", result["overall"])]
@@ -220,8 +246,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=WORKERS, help="trials at once")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
     parser.add_argument("--json", dest="json_out", help="write the figures here")
+    parser.add_argument(
+        "--earlier-budget",
+        type=float,
+        default=1.0,
+        help="the share of the budget the earlier sweep spends (default 1: the whole budget)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no line per run")
     args = parser.parse_args(argv)
+    if not 0 < args.earlier_budget <= 1:
+        parser.error("--earlier-budget is a share of the budget: more than 0, at most 1")
 
     instances = [i.strip() for i in args.instances.split(",") if i.strip()]
     data = str(Path(args.data).resolve())
@@ -242,7 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = {
         i: statistics.median(o.best for j, o in random_runs if j.instance == i) for i in instances
     }
-    jobs = [Job(i, s, args.workers, data, tuning, targets[i]) for i in instances for s in seeds]
+    jobs = [
+        Job(i, s, args.workers, data, tuning, targets[i], args.earlier_budget)
+        for i in instances
+        for s in seeds
+    ]
     runs = run_all(jobs, args.jobs, log)
     result = {
         **summary(runs),
@@ -252,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "workers": args.workers,
             "budget_epochs": se.BUDGET_EPOCHS,
             "earlier_seed_offset": EARLIER_SEED_OFFSET,
+            "earlier_budget": args.earlier_budget,
             "tuning": tuning.__dict__,
             "targets": targets,
             "seconds": round(time.perf_counter() - started, 1),

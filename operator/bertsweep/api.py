@@ -43,6 +43,13 @@ Scalar = bool | int | float | str
 SWEEP_NAME_MAX = 253
 SWEEP_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 PARAMETER_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def is_sweep_name(name: str) -> bool:
+    """Whether a BertSweep may have this name (a DNS subdomain)."""
+    return len(name) <= SWEEP_NAME_MAX and re.fullmatch(SWEEP_NAME, name) is not None
+
+
 # Kubernetes' resource.Quantity: 1, "500m", "1.5", "2Gi", "1e3".
 QUANTITY = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
@@ -620,6 +627,39 @@ class MetricsSource(Model):
     """Prometheus HTTP API base URL; null: the operator's configured default."""
 
 
+MAX_WARM_START_SWEEPS = 20  # each is read on every pass of the operator
+
+
+class WarmStart(Model):
+    """Earlier sweeps whose finished trials this sweep learns from before it runs any: they
+    feed the search (its history) and the early-stopping rule (its rung records), but are not
+    this sweep's trials: they count against no limit and never appear in its counts,
+    leaderboard, best trial, Pareto front or kept models. Only Succeeded and Pruned trials of
+    an earlier sweep on the same data are used, and of those only the ones whose values fit
+    this sweep's search space, fixed values and model and that reported its objectives; the
+    WarmStarted condition says how many were used, of how many, and why the others were not
+    (docs/warm-start.md)."""
+
+    sweeps: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=4096)]],
+        Field(min_length=1, max_length=MAX_WARM_START_SWEEPS),
+    ]
+    """In a cluster, the names of BertSweeps in this sweep's namespace (one that does not
+    exist yet is waited for, and the condition says so). With `bertsweep run`, the output
+    folders of earlier local runs (their result.json), relative to the manifest's folder as
+    data paths are."""
+
+    @field_validator("sweeps")
+    @classmethod
+    def _distinct_sweeps(cls, sweeps: list[str]) -> list[str]:
+        repeated = sorted({s for s in sweeps if sweeps.count(s) > 1})
+        if repeated:
+            raise ValueError(f"each earlier sweep once; repeated: {', '.join(repeated)}")
+        if any(not s.strip() for s in sweeps):
+            raise ValueError("an earlier sweep's name cannot be blank")
+        return sweeps
+
+
 class SweepSpec(Model):
     """A hyperparameter sweep: which model on which data, what to optimize, over which space,
     with which search and stopping rules, and how each trial runs."""
@@ -658,6 +698,12 @@ class SweepSpec(Model):
     trial_template: TrialTemplate = Field(default_factory=TrialTemplate)
     metrics: MetricsSource = Field(default_factory=MetricsSource)
     output: Output = Field(default_factory=Output)
+    warm_start: WarmStart | None = None
+    """Earlier sweeps to start from: their finished trials feed the search and the
+    early-stopping rule, and count for nothing else (no limit, count, leaderboard or kept
+    model of this sweep). Used: Succeeded and Pruned trials on the same data whose values fit
+    this search space, fixed values and model, and that reported the objectives; the
+    WarmStarted condition says how many, and why the others were not."""
 
     @field_validator("parameters")
     @classmethod
@@ -872,8 +918,10 @@ class Trial(Record):
     a BertTrial object owned by its sweep; locally, an entry of result.json."""
 
     name: str
-    index: Annotated[int, Field(ge=0)]
-    """Position in the sweep (0, 1, ...); the name is derived from it."""
+    index: int
+    """Position in the sweep (0, 1, ...); the name is derived from it. Negative only for an
+    earlier sweep's trial that warm-starts this one (`warm.py`), which is never a record of
+    this sweep: it sorts before every trial of its own and takes no index from them."""
     parameters: dict[str, Scalar]
     """The searched values (fixed ones are in the sweep's spec)."""
     generation: int | None = None
@@ -945,6 +993,7 @@ class ConditionType(StrEnum):
     metrics_available = "MetricsAvailable"
     quota_available = "QuotaAvailable"
     models_kept = "ModelsKept"
+    warm_started = "WarmStarted"
 
 
 class Condition(Record):

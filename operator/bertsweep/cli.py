@@ -13,7 +13,7 @@ import yaml
 from rich.console import Console
 
 from bertsweep import manifest as manifests
-from bertsweep.api import BertSweepManifest, ManifestError, SweepPhase
+from bertsweep.api import BertSweepManifest, ManifestError, SweepPhase, TrialPhase
 
 if TYPE_CHECKING:  # the cluster commands import it (and the kubernetes client) when run
     from bertsweep import remote
@@ -62,7 +62,8 @@ def _load_sweep(
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bertsweep.display import Progress, leaderboard
-    from bertsweep.local import LocalRunner, localize
+    from bertsweep.local import LocalRunner, local_warm_history, localize, read_recorded_run
+    from bertsweep.runs import resumable, resumed_trials
 
     path = Path(args.manifest)
     manifest, which = _load_sweep(path, args.sweep)
@@ -70,26 +71,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(which, file=sys.stderr)
     spec = localize(manifest.spec, path.resolve().parent)
     name = manifest.metadata.name
-    output = Path(args.output) if args.output else Path("runs") / name
+    output = Path(args.resume or args.output or Path("runs") / name)
+    if args.workers is not None:
+        spec = spec.model_copy(update={"parallelism": args.workers})
+    runner = LocalRunner(name, spec, output)
+    if args.resume:
+        run = read_recorded_run(output)
+        resumable(name, spec, run, str(output))
+        runner.trials = {t.name: t for t in resumed_trials(run.trials)}
+        runner.status = run.status
+    runner.warm = local_warm_history(name, spec, output)
     console = _console()
     console.print(
         f"[bold]{name}[/]: {spec.algorithm.name.value} search, up to {spec.max_trials} trials, "
-        f"{args.workers or spec.parallelism} at a time, results in {output}/",
+        f"{spec.parallelism} at a time, results in {output}/",
         soft_wrap=True,
     )
-    with Progress(spec, console) as progress:
-        runner = LocalRunner(
-            name,
-            spec,
-            output,
-            workers=args.workers,
-            on_update=progress.update,
-            on_event=progress.event,
+    if args.resume:
+        restarted = [t.name for t in runner.trials.values() if t.phase is TrialPhase.pending]
+        console.print(
+            f"resuming: {len(runner.trials) - len(restarted)} finished trials kept"
+            + (f", {', '.join(restarted)} started again" if restarted else ""),
+            soft_wrap=True,
+            highlight=False,
         )
+    if runner.warm.condition is not None:
+        message = runner.warm.condition.message
+        console.print(f"warm start: {message}", soft_wrap=True, highlight=False)
+    with Progress(spec, console) as progress:
+        runner.on_update = progress.update
+        runner.on_event = progress.event
         try:
             status = runner.run()
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted: trials stopped, partial results written[/]")
+            console.print(
+                "[yellow]interrupted: trials stopped, partial results written; go on with "
+                f"bertsweep run {args.manifest} --resume {output}[/]",
+                soft_wrap=True,
+            )
             return 130
     console.print(leaderboard(spec, status, list(runner.trials.values())))
     console.print(f"result: {output / 'result.json'}")
@@ -305,10 +324,33 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = top.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a sweep on this machine, trials as local processes")
+    run = sub.add_parser(
+        "run",
+        help="run a sweep on this machine, trials as local processes",
+        description="Run a sweep on this machine, each trial a local process. result.json "
+        "in the output folder is rewritten whenever a trial starts or ends, so a run that was "
+        "interrupted (Ctrl-C, a kill, a reboot) goes on with --resume. spec.warmStart.sweeps "
+        "names earlier runs' output folders (relative to the manifest's folder): their "
+        "finished trials feed the search and the stopping rule, without counting as this "
+        "run's trials.",
+    )
     run.add_argument("manifest", help="a BertSweep YAML manifest")
-    run.add_argument("--workers", type=int, help="trials at once (default: spec.parallelism)")
-    run.add_argument("--output", help="folder for result.json and trial logs (default: runs/NAME)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="trials at once (default: spec.parallelism; may change on --resume)",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--output", help="folder for result.json and trial logs (default: runs/NAME)"
+    )
+    where.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the interrupted run whose output folder is DIR: its finished trials "
+        "are kept, the ones that were running start again; the manifest may change only "
+        "maxTrials, parallelism, maxFailedTrials, maxRetries, trialTemplate and metrics",
+    )
     run.add_argument(
         "--sweep", metavar="NAME", help="the BertSweep to run when the file holds several"
     )

@@ -84,6 +84,8 @@ class Reason(StrEnum):
     finalizing = "Finalizing"  # the sweep's kept models are being finalized
     finalized = "Finalized"
     finalize_failed = "FinalizeFailed"
+    earlier_trials_used = "EarlierTrialsUsed"  # WarmStarted: some earlier trials feed the search
+    no_earlier_trials = "NoEarlierTrials"  # WarmStarted: none could be used (yet)
     # Events.
     trial_failed = "TrialFailed"
     trial_pruned = "TrialPruned"

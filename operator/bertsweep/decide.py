@@ -46,6 +46,7 @@ from bertsweep.events import (
 from bertsweep.observe import MetricsReading, Records, TrialRecord, read_status
 from bertsweep.outcomes import Outcome, Timeouts, advance, clip, end, pod_outcome
 from bertsweep.planner import Ending, plan, summarize
+from bertsweep.warm import WarmHistory
 
 DEFAULT_TIMEOUTS = Timeouts()
 
@@ -97,10 +98,14 @@ def decide(
     now: datetime,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     finalize_pod: Mapping[str, Any] | None = None,
+    warm: WarmHistory | None = None,
 ) -> Decision:
     """One pass: observe -> plan -> what to do. `trial_pods` maps trial names to the pods of
     their current attempts (see `observe.owned_pods`); `reading` is None when no trial was
-    active; `finalize_pod` is the sweep's finalize pod of this generation, if it exists."""
+    active; `finalize_pod` is the sweep's finalize pod of this generation, if it exists;
+    `warm` the earlier sweeps' trials `spec.warmStart` asks for (`warm.warm_history`), with
+    the WarmStarted condition."""
+    warm = warm or WarmHistory()
     meta = sweep.get("metadata") or {}
     name = str(meta.get("name"))
     generation = meta.get("generation")
@@ -128,6 +133,7 @@ def decide(
         previous,
         generation=generation if isinstance(generation, int) else None,
         first_index=records.first_free_index,
+        history=warm.trials,
     )
     for trial_name, why in decision.prune.items():
         trials[trial_name] = end(trials[trial_name], TrialPhase.pruned, Reason.pruned, why, now)
@@ -154,6 +160,7 @@ def decide(
             previous,
             generation=generation if isinstance(generation, int) else None,
             first_index=records.first_free_index,
+            history=warm.trials,
         )
 
     delete_pods: list[str] = []
@@ -195,7 +202,7 @@ def decide(
     if quota is not None and quota.status == "False" and not create_pods:
         # Every pending trial has its pod: whatever waited for quota got it.
         quota = quota_condition([], None)
-    kept = [c for c in (metrics, quota, finalizing.condition) if c is not None]
+    kept = [c for c in (metrics, quota, finalizing.condition, warm.condition) if c is not None]
     status = decision.status.model_copy(
         update={
             "conditions": _carried(
@@ -374,7 +381,7 @@ def refused(
         )
         base = summarize(spec, list(trials.values()), ending, now, previous)
     phases = {p.value for p in SweepPhase}
-    own = (ConditionType.spec_valid, ConditionType.metrics_available)
+    own = (ConditionType.spec_valid, ConditionType.metrics_available, ConditionType.warm_started)
     conditions = [
         *[c for c in base.conditions if c.type in phases],
         *[c for c in decision.status.conditions if c.type in own],

@@ -43,6 +43,7 @@ from bertsweep.api import (
     SweepPhase,
     SweepSpec,
     describe_validation_error,
+    is_sweep_name,
     parse_spec,
 )
 from bertsweep.cache import RecordCache
@@ -52,6 +53,7 @@ from bertsweep.outcomes import Timeouts
 from bertsweep.pods import SWEEP_LABEL
 from bertsweep.prometheus import TrialMetrics
 from bertsweep.settings import OperatorSettings
+from bertsweep.warm import WarmHistory, warm_history
 
 log = logging.getLogger("bertsweep.operator")
 
@@ -157,12 +159,28 @@ class Operator:
                 "metadata"
             ].get("uid"):
                 finalize_pod = None  # an earlier sweep's of the same name
+        warm = self.warm_history(namespace, name, spec)
         # Decide, apply, write status once.
         decision = decide.decide(
-            sweep, spec, records, trial_pods, reading, now, self.timeouts, finalize_pod
+            sweep, spec, records, trial_pods, reading, now, self.timeouts, finalize_pod, warm
         )
         decision = self.apply(sweep, spec, decision, {r.name: r.body for r in readable})
         return PassResult(phase=decision.status.phase.value, settled=decision.status.phase.finished)
+
+    def warm_history(self, namespace: str, name: str, spec: SweepSpec) -> WarmHistory:
+        """The earlier sweeps `spec.warmStart` names, read on every pass (levels: one that
+        appears, or lends more finished trials, is seen on the next): each BertSweep, and its
+        BertTrial records from the cache as this sweep's own are."""
+        if spec.warm_start is None:
+            return WarmHistory()
+        read = self.cache.read if self.cache is not None else observe.read_trial
+        earlier = []
+        for source in spec.warm_start.sweeps:
+            asked = source != name and is_sweep_name(source)
+            obj = self.kube.get_sweep(namespace, source) if asked else None
+            objs = self.trial_objects(namespace, source) if obj is not None else []
+            earlier.append(observe.earlier_sweep(source, obj, objs, read))
+        return warm_history(name, spec, earlier)
 
     def parse(self, raw: Any) -> SweepSpec:
         """The spec, and what this operator's policy allows beyond the schema."""

@@ -6,11 +6,18 @@ endpoint over HTTP (the contract the operator reads through Prometheus), with th
 result file as the fallback for whatever the last scrape missed. This module owns the
 processes and that HTTP; the decisions are `planner.plan()`'s, and what becomes of a trial
 whose process ended is `outcomes.finish()`'s, as in the operator.
+
+result.json is written (atomically) whenever the state changes: a trial is recorded, starts
+or ends, or the sweep's phase or counts change; not on every poll. A runner killed at any moment, by
+SIGKILL too, leaves a whole result that `bertsweep run --resume DIR` continues from
+(`runs.py` says what a resumed run keeps and starts again). Trainers die with the runner: on
+Linux each one gets SIGTERM from the kernel when its runner exits, however it exits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -20,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,11 +35,13 @@ from typing import Any
 import httpx
 
 from bertsweep import contract
-from bertsweep.api import SweepSpec, SweepStatus, Trial, TrialPhase
+from bertsweep.api import ManifestError, SweepSpec, SweepStatus, Trial, TrialPhase
 from bertsweep.contract import Reason, TrialResult
 from bertsweep.events import shown
 from bertsweep.outcomes import end, exit_outcome, finish, observed
-from bertsweep.planner import plan
+from bertsweep.planner import Plan, plan
+from bertsweep.runs import RecordedRun, earlier_sweep, read_run
+from bertsweep.warm import WarmHistory, warm_history
 
 POLL_SECONDS = 1.0
 # How long a finished trainer waits for one last scrape; ours comes within a poll.
@@ -66,6 +75,9 @@ def localize(spec: SweepSpec, base: Path) -> SweepSpec:
     output = spec.output
     if output.path is not None:
         output = output.model_copy(update={"path": str((base / output.path).resolve())})
+    warm = spec.warm_start
+    if warm is not None:
+        warm = warm.model_copy(update={"sweeps": [str((base / s).resolve()) for s in warm.sweeps]})
     parameters = [
         p.model_copy(update={"values": [resolve_reference(str(v), base) for v in p.values or []]})
         if p.name == "model"
@@ -78,8 +90,65 @@ def localize(spec: SweepSpec, base: Path) -> SweepSpec:
             "dataset": dataset,
             "parameters": parameters,
             "output": output,
+            "warm_start": warm,
         }
     )
+
+
+RESULT_FILE = "result.json"
+
+
+def read_recorded_run(folder: Path) -> RecordedRun:
+    """The run recorded in `folder` (its result.json). ManifestError, naming the folder, when
+    there is none or it cannot be read."""
+    path = folder / RESULT_FILE
+    if not folder.is_dir():
+        raise ManifestError(f"{folder}: no such folder")
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ManifestError(f"{folder} holds no {RESULT_FILE}: not the output of a run") from None
+    except (OSError, ValueError) as error:
+        raise ManifestError(f"cannot read {path}: {error}") from None
+    return read_run(document, str(path))
+
+
+def local_warm_history(sweep: str, spec: SweepSpec, output: Path) -> WarmHistory:
+    """The warm start `spec.warmStart` asks for (localized: absolute folders), read once from
+    the earlier runs' folders. ManifestError for a folder that does not exist or holds no
+    result (a typo would otherwise start a cold sweep), or that is this run's own output."""
+    if spec.warm_start is None:
+        return WarmHistory()
+    earlier = []
+    for folder in spec.warm_start.sweeps:
+        if Path(folder).resolve() == output.resolve():
+            raise ManifestError(
+                f"spec.warmStart.sweeps: {folder} is this run's own output folder "
+                "(to continue a run, use --resume)"
+            )
+        run = read_recorded_run(Path(folder))
+        earlier.append(earlier_sweep(folder, run))
+    return warm_history(sweep, spec, earlier)
+
+
+def _die_with_runner() -> Callable[[], None] | None:
+    """For `Popen(preexec_fn=)`, on Linux: the kernel sends the trainer SIGTERM when the
+    runner that started it exits, however it exits (SIGKILL included), so that no trainer
+    outlives its runner and writes into a folder a resumed run has given to a new attempt."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, not in the child
+    runner = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != runner:  # the runner died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -105,8 +174,13 @@ class LocalRunner:
     )
     on_event: Callable[[str], None] = lambda _: None
     trials: dict[str, Trial] = field(default_factory=dict)
+    """The sweep's trial records: empty for a new run; a resumed run's (`runs.resumed_trials`:
+    the ones to start again are Pending)."""
     status: SweepStatus = field(default_factory=SweepStatus)
+    warm: WarmHistory = field(default_factory=WarmHistory)
+    """Earlier runs' trials to learn from (`local_warm_history`) and the WarmStarted condition."""
     _processes: dict[str, _Process] = field(default_factory=dict)
+    _written: object = None
 
     def run(self) -> SweepStatus:
         """Run until the planner says the sweep has ended and every trial process has exited."""
@@ -132,6 +206,22 @@ class LocalRunner:
         finally:
             self._kill_all()
             self.write_result()
+
+    def _state(self) -> object:
+        """What a result.json must be rewritten for when it changes: each trial's phase and
+        attempt, the sweep's phase and counts (not each poll's new reports)."""
+        return (
+            tuple((t.name, t.phase, t.retries) for t in self._ordered()),
+            self.status.phase,
+            self.status.trials,
+        )
+
+    def _record(self) -> None:
+        """Write result.json if the state changed since it was last written."""
+        state = self._state()
+        if state != self._written:
+            self.write_result()
+            self._written = state
 
     # ---- observe ---------------------------------------------------------------------------
 
@@ -164,22 +254,52 @@ class LocalRunner:
 
     # ---- decide and act ----------------------------------------------------------------------
 
+    def _plan(self) -> Plan:
+        """The planner's decision on the records as they are, the earlier runs' trials its
+        history, the WarmStarted condition added to its status."""
+        decision = plan(
+            self.sweep, self.spec, self._ordered(), _now(), self.status, history=self.warm.trials
+        )
+        if self.warm.condition is None:
+            return decision
+        condition = self.warm.condition.carried_from(self.status.conditions, _now())
+        conditions = [*decision.status.conditions, condition]
+        return replace(
+            decision, status=decision.status.model_copy(update={"conditions": conditions})
+        )
+
     def _reconcile(self) -> None:
-        decision = plan(self.sweep, self.spec, self._ordered(), _now(), self.status)
+        decision = self._plan()
         for name, message in decision.prune.items():
             self._stop(name, Reason.pruned, message)
             self.on_event(f"{name} pruned: {message}")
         for name in decision.stop:
             self._stop(name, Reason.sweep_ended, "the sweep ended before this trial finished")
+        # Recorded before started (as the operator creates a trial's record before its pod):
+        # a runner killed in between leaves a Pending trial that a resumed run starts.
         for trial in decision.create:
-            self._start(trial)
+            self.trials[trial.name] = trial
         self.status = decision.status
+        self._record()
+        free = self.spec.parallelism - len(self._processes)
+        for trial in self._ordered():
+            if free <= 0:
+                break
+            if trial.phase is TrialPhase.pending and trial.name not in self._processes:
+                self._start(trial)
+                free -= 1
+        self._record()
 
     def _start(self, trial: Trial) -> None:
         directory = self.output / "trials" / trial.name
+        # A trial started again (a resumed run) begins with nothing of its last attempt.
+        shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
+        models = self._models()
+        if models is not None and trial.retries:
+            for leftover in (trial.name, f"{contract.PARTIAL_PREFIX}{trial.name}"):
+                shutil.rmtree(Path(models.root) / leftover, ignore_errors=True)
         result_file = directory / "result.json"
-        result_file.unlink(missing_ok=True)
         port = _free_port()
         threads = max(1, (os.cpu_count() or 1) // self.spec.parallelism)
         env = {
@@ -198,7 +318,12 @@ class LocalRunner:
         command = self._command()
         log = (directory / "trainer.log").open("wb")
         popen = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_runner(),
         )
         self._processes[trial.name] = _Process(popen, port, result_file, log)
         self.trials[trial.name] = trial.model_copy(
@@ -252,7 +377,7 @@ class LocalRunner:
                 }
             )
         # The status again, now that the kept trials carry their test metrics.
-        self.status = plan(self.sweep, self.spec, self._ordered(), _now(), self.status).status
+        self.status = self._plan().status
 
     def _command(self) -> list[str]:
         template = self.spec.trial_template
@@ -304,9 +429,14 @@ class LocalRunner:
         }
 
     def write_result(self) -> Path:
-        path = self.output / "result.json"
+        path = self.output / RESULT_FILE
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.result(), indent=2) + "\n")
+        with temporary.open("w") as stream:
+            stream.write(json.dumps(self.result(), indent=2) + "\n")
+            # On disk before it replaces the last one: a machine that goes down right after
+            # must not find an empty result where a whole one was.
+            stream.flush()
+            os.fsync(stream.fileno())
         temporary.replace(path)
         return path
 

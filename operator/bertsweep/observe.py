@@ -21,13 +21,17 @@ from bertsweep.api import (
     BertTrialSpec,
     BertTrialStatus,
     ConditionType,
+    ManifestError,
     SweepPhase,
     SweepStatus,
     Trial,
+    is_sweep_name,
+    parse_spec,
     trial_from_parts,
 )
 from bertsweep.contract import Reason
 from bertsweep.outcomes import parse_time
+from bertsweep.warm import EarlierSweep
 
 # Pods created up to this long before a trial record are still its own (clock skew between the
 # operator and Prometheus); older series under the same names are a previous sweep's.
@@ -141,6 +145,28 @@ def owned_records(
             )
     records.readable.sort(key=lambda r: r.trial.index)
     return records
+
+
+def earlier_sweep(
+    name: str,
+    sweep: Mapping[str, Any] | None,
+    objs: Iterable[Mapping[str, Any]],
+    read: Callable[[Mapping[str, Any]], TrialRecord] = read_trial,
+) -> EarlierSweep:
+    """A sweep another one warm-starts from (`spec.warmStart`), as the cluster holds it: its
+    spec, and its own trial records that can be read (the others are skipped: an earlier
+    sweep's record is worth no Event of this one). None: no such sweep (yet)."""
+    if sweep is None:
+        if not is_sweep_name(name):
+            return EarlierSweep(name, problem="not a BertSweep's name (a local run's folder?)")
+        return EarlierSweep(name, problem="not found (yet)")
+    try:
+        spec = parse_spec(sweep.get("spec"))
+    except ManifestError as error:
+        first = str(error).splitlines()[0]
+        return EarlierSweep(name, problem=f"its spec cannot be read ({first})")
+    records = owned_records(sweep, objs, read)
+    return EarlierSweep(name, spec, [r.trial for r in records.readable])
 
 
 def owned_pods(

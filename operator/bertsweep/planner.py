@@ -6,6 +6,10 @@ restarted caller that hands it the same records gets the same plan, which is wha
 operator restart lose nothing and start nothing twice. Trial names are derived from their index,
 so a trial created twice by a confused caller collides on its name instead of running twice.
 
+An earlier sweep's finished trials may be handed in as `history` (a warm start, `warm.py`):
+the search and the early-stopping rules learn from them as from the sweep's own, but only the
+sweep's own trials are counted against its limits, ranked and summarized.
+
 It decides when the sweep ends: `maxTrials` trials finished, the target reached, the search
 space exhausted, more than `maxFailedTrials` failures, or one failure that every trial would
 share (a deterministic failure whose cause is no searched value: see `shared_failure`).
@@ -21,6 +25,7 @@ from bertsweep import pareto, stopping
 from bertsweep.api import (
     LEADERBOARD_SIZE,
     PARETO_FRONT_SIZE,
+    AlgorithmName,
     Condition,
     SweepPhase,
     SweepSpec,
@@ -66,6 +71,7 @@ def plan(
     previous: SweepStatus | None = None,
     generation: int | None = None,
     first_index: int = 0,
+    history: Sequence[Trial] = (),
 ) -> Plan:
     """Decide which trials to start, prune or stop, and the sweep's resulting status.
 
@@ -75,8 +81,16 @@ def plan(
     trial of this generation met it: an edited spec gets another try). New trials take
     indices from `first_index` on, past every index in use (records that could not be read
     hold theirs too).
+
+    `history` holds earlier sweeps' finished trials (`warm.warm_history`: negative indices,
+    names no trial of this sweep can have). They are the search's history and the stopping
+    rules' records beside the sweep's own trials, and nothing else: they count against no
+    limit and appear in no count, leaderboard, best trial or Pareto front. A grid ignores them:
+    it is exhaustive and ordered, and a point it skipped would be missing from the sweep's
+    leaderboard.
     """
     trials = sorted(trials, key=lambda t: t.index)
+    known = [*history, *trials]
     ending = _ending_before_planning(spec, trials, generation)
     active = [t for t in trials if t.phase.active]
 
@@ -86,7 +100,7 @@ def plan(
         return Plan(stop=stop, status=summarize(spec, after, ending, now, previous))
 
     running = {t.name for t in trials if t.phase is TrialPhase.running}
-    prune = {n: why for n, why in stopping.trials_to_stop(spec, trials).items() if n in running}
+    prune = {n: why for n, why in stopping.trials_to_stop(spec, known).items() if n in running}
     still_active = len(active) - len(prune)
     wanted = min(spec.parallelism - still_active, spec.max_trials - len(trials))
 
@@ -97,7 +111,8 @@ def plan(
         # next trial collide with an existing name (a 409 no-op would stall the sweep).
         first = max(first_index, trials[-1].index + 1 if trials else 0)
         indices = list(range(first, first + wanted))
-        configurations = make_strategy(spec).ask(trials, indices)
+        grid = spec.algorithm.name is AlgorithmName.grid
+        configurations = make_strategy(spec).ask(trials if grid else known, indices)
         exhausted = len(configurations) < wanted
         create = [
             Trial(name=trial_name(sweep, i), index=i, parameters=c, generation=generation)

@@ -1,5 +1,5 @@
 """The warm-start benchmark's plumbing, on synthetic learning curves (the YAHPO surrogate lives
-in the benchmark's own environment; the figures are in benchmarks/WARM_START.md): an earlier
+in the benchmark's own environment; the figures are in benchmarks/README.md): an earlier
 sweep's records end as the planner ends a sweep, go through `warm.warm_history`, and a warm run
 learns from them without taking them for its own."""
 

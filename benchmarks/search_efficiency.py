@@ -552,9 +552,10 @@ def run_all(jobs: Sequence[Job], processes: int, log: Callable[[str], None]) -> 
 
 def describe(job: Job, o: Outcome) -> str:
     reached = "miss" if o.reached_epochs is None else f"{o.reached_epochs:7.1f} epochs"
+    wall = o.wall_at_budget if o.reached_wall is None else o.reached_wall
     return (
         f"{job.method:26s} {job.instance:>7s} seed {job.seed}: {reached:>14s}  best "
-        f"{o.best:.4f}  trials {o.trials:4d}  ({o.seconds:.1f}s)"
+        f"{o.best:.4f}  trials {o.trials:4d}  wall {wall:9.0f}  ({o.seconds:.1f}s)"
     )
 
 

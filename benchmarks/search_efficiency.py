@@ -671,37 +671,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "random" in methods:
             results.append((Job("random", job.instance, job.seed, args.workers, data, tuning,
                                 targets[job.instance]), outcome))  # fmt: skip
-    others = [
-        Job(m, i, s, args.workers, data, tuning, targets[i])
-        for m in methods
-        if m != "random"
-        for i in instances
-        for s in seeds
-    ]
-    results += run_all(others, args.jobs, log)
 
-    records = run_records(results, baseline)
-    summary: dict[str, Any] = {
-        **search_summary.tables(records, METHODS),
-        "default": DEFAULT_METHOD,
-        "settings": {
-            "instances": instances,
-            "seeds": args.seeds,
-            "workers": args.workers,
-            "budget_epochs": BUDGET_EPOCHS,
-            "tuning": tuning.__dict__,
-            "targets": targets,
-            "seconds": round(time.perf_counter() - started, 1),
-            "peer_versions": peers.VERSIONS,
-        },
-        "runs": [rounded(r) for r in records],
-    }
+    def summarize(finished: Sequence[tuple[Job, Outcome]]) -> dict[str, Any]:
+        records = run_records(finished, baseline)
+        return {
+            **search_summary.tables(records, METHODS),
+            "default": DEFAULT_METHOD,
+            "settings": {
+                "instances": instances,
+                "seeds": args.seeds,
+                "workers": args.workers,
+                "budget_epochs": BUDGET_EPOCHS,
+                "tuning": tuning.__dict__,
+                "targets": targets,
+                "seconds": round(time.perf_counter() - started, 1),
+                "peer_versions": peers.VERSIONS,
+            },
+            "runs": [rounded(r) for r in records],
+        }
+
+    def write(summary: dict[str, Any]) -> None:
+        if args.json_out:
+            out = Path(args.json_out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(summary, indent=2) + "\n")
+
+    # One method at a time, the JSON rewritten after each: an invocation stopped while a slow
+    # peer runs keeps every method it finished.
+    for m in methods:
+        if m == "random":
+            continue
+        jobs = [
+            Job(m, i, s, args.workers, data, tuning, targets[i]) for i in instances for s in seeds
+        ]
+        results += run_all(jobs, args.jobs, log)
+        write(summarize(results))
+    summary = summarize(results)
     search_summary.print_tables(summary)
     print(f"({summary['settings']['seconds']} s)")
-    if args.json_out:
-        out = Path(args.json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(summary, indent=2) + "\n")
+    write(summary)
     return 0
 
 

@@ -9,6 +9,12 @@ random-search baseline and targets) can be merged and tabled again:
 
     python benchmarks/search_summary.py out/a.json out/b.json --json out/merged.json
 
+A run stopped before it wrote its JSON (a peer that turned out to take hours) leaves its log: one
+line per finished run. `--log LOG` adds those runs, their costs divided by random search's in the
+JSON given (same instances and seeds): the epochs always, the wall time when the log has it
+(logs written since it was added to the line, with random search's own full runs in the same
+log, whose wall time is the time it took to spend the budget).
+
 No third-party import: this runs in any Python 3.11.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
@@ -43,18 +50,21 @@ BARS = {"vs_best_peer": 0.7, "epochs_ratio": 0.18, "miss_rate": 0.05, "instance_
 Record = Mapping[str, Any]
 
 
-def methods_table(records: Sequence[Record], order: Sequence[str]) -> dict[str, dict[str, float]]:
+def methods_table(records: Sequence[Record], order: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per method (in `order`, those present): median ratios to random search's cost, and the
     share of runs that missed the target."""
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in order:
         runs = [r for r in records if r["method"] == name]
         if not runs:
             continue
+        walls = [r["wall_ratio"] for r in runs if r.get("wall_ratio") is not None]
         out[name] = {
             "epochs_ratio": round(statistics.median(r["epochs_ratio"] for r in runs), 4),
-            "wall_ratio": round(statistics.median(r["wall_ratio"] for r in runs), 4),
+            # None when some runs' wall time is unknown (recovered from a log without it).
+            "wall_ratio": round(statistics.median(walls), 4) if len(walls) == len(runs) else None,
             "miss_rate": round(sum(r["epochs"] is None for r in runs) / len(runs), 4),
+            "runs": len(runs),
         }
     return out
 
@@ -92,7 +102,7 @@ def per_instance(
 
 
 def goals(
-    methods: Mapping[str, Mapping[str, float]], rows: Sequence[Mapping[str, Any]],
+    methods: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
     default: str = DEFAULT_METHOD, peers: Sequence[str] = PEER_METHODS,
 ) -> dict[str, Any]:  # fmt: skip
     """The default's figures against the issue's bars (meaningful on the held-out instances)."""
@@ -126,9 +136,8 @@ def tables(records: Sequence[Record], order: Sequence[str]) -> dict[str, Any]:
 def print_tables(summary: Mapping[str, Any]) -> None:
     print(f"\n{'method':28s} {'epochs_ratio':>12s} {'wall_ratio':>11s} {'miss_rate':>10s}")
     for name, m in summary["methods"].items():
-        print(
-            f"{name:28s} {m['epochs_ratio']:12.3f} {m['wall_ratio']:11.3f} {m['miss_rate']:10.0%}"
-        )
+        wall = "-" if m["wall_ratio"] is None else f"{m['wall_ratio']:.3f}"
+        print(f"{name:28s} {m['epochs_ratio']:12.3f} {wall:>11s} {m['miss_rate']:10.0%}")
     if summary.get("per_instance"):
         print(f"\n{'instance':>9s} {'default':>8s} {'best peer':>22s} {'its ratio':>9s} "
               f"{'default/best':>12s}")  # fmt: skip
@@ -144,6 +153,55 @@ def print_tables(summary: Mapping[str, Any]) -> None:
             f"{g['epochs_ratio']:.3f} of random's; misses {g['miss_rate']:.1%}; worst instance "
             f"{g['worst_instance']} at {g['instance_ratio']:.2f}x the best peer there"
         )
+
+
+_RUN_LINE = re.compile(
+    r"^(?P<method>\S+)\s+(?P<instance>\S+) seed (?P<seed>\d+):\s+(?:(?P<epochs>[\d.]+) epochs|miss)"
+    r".*?(?:wall\s+(?P<wall>[\d.]+))?\s+\([\d.]+s\)$"
+)
+
+
+def records_from_log(
+    lines: Sequence[str], baseline: Sequence[Record], budget_epochs: float
+) -> list[dict[str, Any]]:
+    """The runs a search_efficiency.py log lists (one line each), as records: costs divided by
+    random search's run on the same instance and seed in `baseline` (a JSON's records). The
+    log's own random-search lines are full runs (the baseline's are read off them) and give
+    only their wall time at the budget, what a miss costs in wall time."""
+    base = {(r["instance"], r["seed"]): r for r in baseline if r["method"] == "random"}
+    parsed = [m.groupdict() for line in lines if (m := _RUN_LINE.match(line.rstrip("\n")))]
+    budget_wall = {
+        (p["instance"], int(p["seed"])): float(p["wall"])
+        for p in parsed
+        if p["method"] == "random" and p["wall"] is not None
+    }
+    records: list[dict[str, Any]] = []
+    for p in parsed:
+        key = (p["instance"], int(p["seed"]))
+        if p["method"] == "random" or key not in base:
+            continue
+        b = base[key]
+        epochs = None if p["epochs"] is None else float(p["epochs"])
+        cost = epochs if epochs is not None else budget_epochs
+        base_cost = b["epochs"] if b["epochs"] is not None else budget_epochs
+        at_budget = budget_wall.get(key)
+        line_wall = None if p["wall"] is None else float(p["wall"])
+        wall = at_budget if epochs is None else line_wall
+        base_wall = b["wall"] if b["wall"] is not None else at_budget
+        records.append(
+            {
+                "method": p["method"],
+                "instance": key[0],
+                "seed": key[1],
+                "epochs": epochs,
+                "wall": wall if epochs is not None else None,
+                "epochs_ratio": round(cost / base_cost, 6),
+                "wall_ratio": None
+                if wall is None or base_wall is None
+                else round(wall / base_wall, 6),
+            }
+        )
+    return records
 
 
 def merge(summaries: Sequence[Mapping[str, Any]], order: Sequence[str]) -> dict[str, Any]:
@@ -173,8 +231,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Table (and merge) search-efficiency JSON.")
     parser.add_argument("files", nargs="+", help="JSON written by search_efficiency.py --json")
     parser.add_argument("--json", dest="json_out", help="write the merged figures here")
+    parser.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        help="a log of an invocation stopped before its JSON (same instances and seeds): its "
+        "runs are added, against the first JSON's random search",
+    )
     args = parser.parse_args(argv)
     summaries = [json.loads(Path(f).read_text()) for f in args.files]
+    for log in args.log:
+        first = summaries[0]
+        runs = records_from_log(
+            Path(log).read_text().splitlines(), first["runs"], first["settings"]["budget_epochs"]
+        )
+        methods = list(dict.fromkeys(r["method"] for r in runs))
+        settings = {**first["settings"], "seconds": 0.0}
+        summaries.append({"methods": dict.fromkeys(methods), "settings": settings, "runs": runs})
     order = list(dict.fromkeys(m for s in summaries for m in s["methods"]))
     merged = merge(summaries, order)
     print_tables(merged)

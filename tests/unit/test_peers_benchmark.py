@@ -232,3 +232,36 @@ def test_runs_of_several_invocations_merge(summary: ModuleType) -> None:
     other = {**b, "settings": {**settings, "workers": 16}}
     with pytest.raises(ValueError, match="workers"):
         summary.merge([a, other], ["dehb"])
+
+
+def test_runs_of_a_stopped_invocation_are_read_back_from_its_log(summary: ModuleType) -> None:
+    baseline = [
+        {"method": "random", "instance": "7", "seed": 0, "epochs": 400.0, "wall": 1000.0},
+        {"method": "random", "instance": "7", "seed": 1, "epochs": None, "wall": None},
+    ]
+    log = [
+        "random                           7 seed 0:           miss  best 0.9000  trials   64"
+        "  wall      5000  (1.2s)",
+        "random                           7 seed 1:           miss  best 0.8000  trials   64"
+        "  wall      6000  (1.2s)",
+        "smac-mf                          7 seed 0:   100.0 epochs  best 0.9100  trials   30"
+        "  wall       250  (0.4s)",
+        "smac-mf                          7 seed 1:           miss  best 0.8500  trials  300"
+        "  wall      7000  (3.0s)",
+        # A log from before the wall time was on the line: epochs only.
+        "dehb                             7 seed 0:   200.0 epochs  best 0.9100  trials   40"
+        "  (0.2s)",
+        "not a run line",
+    ]
+    runs = summary.records_from_log(log, baseline, 3328)
+    assert [(r["method"], r["seed"]) for r in runs] == [("smac-mf", 0), ("smac-mf", 1), ("dehb", 0)]
+    smac0, smac1, dehb0 = runs
+    assert (smac0["epochs_ratio"], smac0["wall_ratio"]) == (0.25, 0.25)
+    # A miss costs the budget: in wall time, random search's own time to spend it.
+    assert (smac1["epochs_ratio"], smac1["wall_ratio"]) == (1.0, 1.0)
+    assert smac1["epochs"] is None
+    assert dehb0["epochs_ratio"] == 0.5
+    assert dehb0["wall_ratio"] is None  # its line has no wall time
+    table = summary.methods_table(runs, ["smac-mf", "dehb"])
+    assert table["dehb"]["wall_ratio"] is None
+    assert table["smac-mf"]["wall_ratio"] == pytest.approx(0.625)

@@ -362,6 +362,23 @@ def test_asha_with_several_objectives_keeps_a_fast_model_on_the_pareto_front() -
     assert trials_to_stop(two_objectives("pareto"), list(reversed(trials))) == fronts
 
 
+def test_asha_with_several_objectives_lets_the_whole_first_front_go_on() -> None:
+    # Three trials at the first rung: one slot. Each buys its accuracy with latency, so none
+    # dominates another: ranked by fronts, all go on (the sweep's front needs each finished);
+    # by the primary objective alone, only the most accurate does.
+    trials = [costly(0, [0.80], 50.0), costly(1, [0.75], 20.0), costly(2, [0.70], 5.0)]
+    assert trials_to_stop(two_objectives("pareto"), trials) == {}
+    assert sorted(trials_to_stop(two_objectives("primary"), trials)) == ["s-0001", "s-0002"]
+    # A fourth, dominated by the fast one, stops.
+    dominated = [*trials, costly(3, [0.69], 30.0)]
+    verdicts = trials_to_stop(two_objectives("pareto"), dominated)
+    assert list(verdicts) == ["s-0003"]
+    # Alone at a rung it is on the front too, and goes on: with one objective the first
+    # arrivals wait for a quorum, but the first model at a cost is the front's only one there.
+    assert trials_to_stop(two_objectives("pareto"), trials[:1]) == {}
+    assert list(trials_to_stop(two_objectives("primary"), trials[:1])) == ["s-0000"]
+
+
 # ---- constraints on a model's cost --------------------------------------------------------
 
 

@@ -6,8 +6,9 @@ rung, against what the rung has recorded so far, its own value included (no GPU 
 for a slot to open). It continues when it ranks within the top n // reductionFactor and either
 a promotion slot is free (fewer than n // reductionFactor went past the rung already) or it is
 the best there; a trial past its highest rung goes on only while it still ranks within that
-top share. Trials are ranked by their projected value (`Curve.projected`). Why each of these
-rules, with the figures that chose them: docs/early-stopping.md.
+top share. Trials are ranked by their projected value (`Curve.projected`); with several
+objectives, by Pareto front first, and every trial on a rung's first front counts as the best
+there. Why each of these rules, with the figures that chose them: docs/early-stopping.md.
 
 Verdicts depend only on the records, so replaying the rule on the same records gives the same
 verdicts.
@@ -81,7 +82,15 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]
         record = at_rung[rung]
         ahead = record.ahead_of(trial.name)
         slots = len(record.scores) // eta
-        if ahead < slots and (not sitting or ahead == 0 or record.promoted < slots):
+        # With several objectives no one trial is the best there: each on the rung's first
+        # front is, as far as the rung can tell, a model the sweep's front needs finished.
+        on_front = record.on_first_front(trial.name)
+        best = ahead == 0 or on_front
+        if (
+            (slots or on_front)
+            and (ahead < slots or best)
+            and (not sitting or best or record.promoted < slots)
+        ):
             continue
         unit = resource_unit(spec)
         where = (
@@ -106,7 +115,8 @@ def _asha(spec: SweepSpec, running: Sequence[Trial], curves: Mapping[str, Curve]
         else:
             verdicts[trial.name] = (
                 f"{where}, but the rung's {slots} promotion slots (1/{eta} of its trials) are "
-                f"taken by those that went on before it, and it is not the best there"
+                f"taken by those that went on before it, and it is not "
+                + ("on the rung's first front" if record.fronts else "the best there")
             )
     return verdicts
 
@@ -148,6 +158,10 @@ class _Rung:
         signed = -value if self.objective.goal is Goal.maximize else value
         front = self.fronts.get(name, 0) if self.fronts is not None else 0
         return (name in self.over_budget, front, signed)
+
+    def on_first_front(self, name: str) -> bool:
+        """Ranked by fronts, on the first among the trials within budget."""
+        return self.fronts is not None and name not in self.over_budget and not self.fronts[name]
 
     def ahead_of(self, name: str) -> int:
         mine = self.key(name)

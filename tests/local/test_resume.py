@@ -77,6 +77,10 @@ def phases(result: Any) -> dict[str, str]:
     return {t["name"]: t["phase"] for t in result["trials"]}
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(
     manifest: Path, output: Path, when: Callable[[Any], bool], how: signal.Signals
 ) -> subprocess.Popen[str]:
@@ -87,6 +91,9 @@ def interrupt(
         stderr=subprocess.STDOUT,
         text=True,
         env=ENV,
+        # As at a terminal: a test run started in the background (`make test &`, some CI
+        # runners) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=_interruptible,
     )
     deadline = time.monotonic() + 300
     while True:

@@ -86,10 +86,16 @@ def test_a_sweep_runs_to_success_and_reports_its_best_trial(
     manifest["spec"]["trialTemplate"]["resources"] = gpu
     kubectl.apply(manifest)
 
-    # Trials appear as they start.
+    # Trials appear as they start, before the sweep ends. (Not "seen Running": a record's phase
+    # is refreshed every few seconds, and a short trial may end before it was ever seen so.)
+    def a_trial_while_the_sweep_runs() -> bool:
+        trials = kubectl.trials("tiny")  # read first: it existed before the sweep's phase below
+        phase = (kubectl.sweep("tiny") or {}).get("status", {}).get("phase")
+        return bool(trials) and phase not in ("Succeeded", "Failed")
+
     wait_for(
-        "a running trial",
-        lambda: any(t.get("status", {}).get("phase") == "Running" for t in kubectl.trials("tiny")),
+        "a trial record while the sweep runs",
+        a_trial_while_the_sweep_runs,
         explain=explain(kubectl, op, "tiny"),
     )
     sweep = wait_for(

@@ -83,6 +83,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import optuna
 
 import search_efficiency as se
+import search_summary
 from bertsweep import pareto
 from bertsweep.api import (
     Objective,
@@ -247,9 +248,12 @@ def cost_ratios(reached: tuple[float, float] | None, base: tuple[float, float] |
                 base_wall_at_budget: float) -> tuple[float, float]:  # fmt: skip
     """A run's (epochs, wall) cost over random search's on the same instance and seed; a miss
     (None) costs the whole budget: BUDGET_EPOCHS epochs, and random's wall time to spend it."""
-    epochs, wall = reached if reached is not None else (BUDGET_EPOCHS, base_wall_at_budget)
-    base_epochs, base_wall = base if base is not None else (BUDGET_EPOCHS, base_wall_at_budget)
-    return epochs / base_epochs, wall / base_wall
+    epochs, wall = reached if reached is not None else (None, None)
+    base_epochs, base_wall = base if base is not None else (None, None)
+    return (
+        search_summary.over_random(epochs, base_epochs, BUDGET_EPOCHS),
+        search_summary.over_random(wall, base_wall, base_wall_at_budget),
+    )
 
 
 def summary_row(ratios: Sequence[tuple[float, float]], misses: int) -> dict[str, float]:

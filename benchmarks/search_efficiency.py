@@ -567,11 +567,6 @@ def run_records(
     records: list[dict[str, Any]] = []
     for job, o in results:
         base = baseline[(job.instance, job.seed)]
-        wall_budget = base.wall_at_budget
-        base_epochs = base.reached_epochs if base.reached_epochs is not None else BUDGET_EPOCHS
-        base_wall = base.reached_wall if base.reached_wall is not None else wall_budget
-        epochs = o.reached_epochs if o.reached_epochs is not None else BUDGET_EPOCHS
-        wall = o.reached_wall if o.reached_wall is not None else wall_budget
         records.append(
             {
                 "method": job.method,
@@ -581,8 +576,12 @@ def run_records(
                 "wall": o.reached_wall,
                 "best": o.best,
                 "trials": o.trials,
-                "epochs_ratio": epochs / base_epochs,
-                "wall_ratio": wall / base_wall,
+                "epochs_ratio": search_summary.over_random(
+                    o.reached_epochs, base.reached_epochs, BUDGET_EPOCHS
+                ),
+                "wall_ratio": search_summary.over_random(
+                    o.reached_wall, base.reached_wall, base.wall_at_budget
+                ),
             }
         )
     return records

@@ -50,6 +50,13 @@ BARS = {"vs_best_peer": 0.7, "epochs_ratio": 0.18, "miss_rate": 0.05, "instance_
 Record = Mapping[str, Any]
 
 
+def over_random(cost: float | None, base: float | None, at_budget: float) -> float:
+    """A run's cost over random search's on the same instance and seed, where a miss (None)
+    costs what spending the whole budget does (`at_budget`: its epochs, or random search's wall
+    time to spend them)."""
+    return (at_budget if cost is None else cost) / (at_budget if base is None else base)
+
+
 def methods_table(records: Sequence[Record], order: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per method (in `order`, those present): median ratios to random search's cost, and the
     share of runs that missed the target."""
@@ -182,8 +189,7 @@ def records_from_log(
             continue
         b = base[key]
         epochs = None if p["epochs"] is None else float(p["epochs"])
-        cost = epochs if epochs is not None else budget_epochs
-        base_cost = b["epochs"] if b["epochs"] is not None else budget_epochs
+        # Wall times may be unknown here (older logs), so not over_random's rule alone.
         at_budget = budget_wall.get(key)
         line_wall = None if p["wall"] is None else float(p["wall"])
         wall = at_budget if epochs is None else line_wall
@@ -195,7 +201,7 @@ def records_from_log(
                 "seed": key[1],
                 "epochs": epochs,
                 "wall": wall if epochs is not None else None,
-                "epochs_ratio": round(cost / base_cost, 6),
+                "epochs_ratio": round(over_random(epochs, b["epochs"], budget_epochs), 6),
                 "wall_ratio": None
                 if wall is None or base_wall is None
                 else round(wall / base_wall, 6),

@@ -10,9 +10,12 @@ It is a cache, not state: a sweep's first pass, and one every `resync` seconds, 
 sweep's records from the API server and replaces what is here, so a missed watch event heals
 and a restarted operator starts from the cluster. No I/O: it is fed from outside.
 
-Memory grows with the trials a sweep has finished, so an ended trial's object is held without
-its status once parsed (`_Slim`): what a pass needs of it is the parsed record, and a write
-needs only its metadata. The status was half of a record's memory (benchmarks/README.md).
+Memory grows with the trials a sweep has finished, so what is held is trimmed as client-go's
+informers trim it. No object is held with its `metadata.managedFields` (the server-side apply
+bookkeeping, which nothing here reads, was half of an ended trial's memory; a write without
+them leaves the server's as they are). And an ended trial's object is held without its status
+once parsed (`_Slim`): what a pass needs of it is the parsed record, and a write needs only its
+metadata. Measured in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -46,6 +49,14 @@ def _key(obj: Mapping[str, Any]) -> tuple[Key, str] | None:
     if not label or not meta.get("name"):
         return None
     return (str(meta.get("namespace") or ""), str(label)), str(meta["name"])
+
+
+def _trimmed(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object without its managedFields (a shallow copy: what was given is not changed)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 class _Slim(dict[str, Any]):
@@ -105,7 +116,7 @@ class RecordCache:
         in full at once."""
         entry = _Sweep()
         parsed: dict[tuple[str, str], TrialRecord] = {}
-        for obj in objs:
+        for obj in map(_trimmed, objs):
             found = _key(obj)
             if found is None:
                 continue
@@ -131,6 +142,7 @@ class RecordCache:
     def put(self, obj: Mapping[str, Any]) -> None:
         """A watch event or the object a write returned; an older version than the one held
         is ignored (watch events can arrive after our own write's answer)."""
+        obj = _trimmed(obj)
         found = _key(obj)
         if found is None:
             return

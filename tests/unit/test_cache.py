@@ -109,3 +109,23 @@ def test_a_slim_object_whose_record_is_lost_is_never_read_as_a_new_trial() -> No
     with pytest.raises(CacheMiss):
         cache.read(slim)
     assert cache.objects("ns", "s") is None
+
+
+def test_no_object_is_held_with_its_managed_fields_and_what_was_given_is_unchanged() -> None:
+    cache = RecordCache()
+
+    def managed(index: int, version: int, **status: Any) -> Any:
+        obj = versioned(index, version, **status)
+        obj["metadata"]["managedFields"] = [{"manager": "bertsweep", "fieldsV1": {"f:spec": {}}}]
+        return obj
+
+    listed = managed(0, 3, phase="Succeeded")
+    cache.replace("ns", "s", [listed])
+    watched = managed(1, 4, phase="Running")
+    cache.put(watched)
+    held = cache.objects("ns", "s") or []
+    assert len(held) == 2 and all("managedFields" not in o["metadata"] for o in held)
+    assert "managedFields" in listed["metadata"] and "managedFields" in watched["metadata"]
+    records = owned_records(sweep_obj(), held, cache.read)
+    assert [r.trial.phase.value for r in records.readable] == ["Succeeded", "Running"]
+    assert all("managedFields" not in r.body["metadata"] for r in records.readable)

@@ -545,3 +545,34 @@ def test_a_trial_stopped_over_its_cost_budget_teaches_tpe_as_an_infeasible_resul
     )
     kept = BayesianStrategy(spec).frozen_trial(within)
     assert kept is not None and kept.state is TrialState.PRUNED and kept.constraints == {}
+
+
+def test_with_several_objectives_a_trial_stopped_early_counts_among_the_bad() -> None:
+    """Pruned, without values (multi-objective TPE cannot rank pruned trials by a value), so
+    that TPE learns where trials get stopped, and its random start ends after as many trials
+    as with one objective."""
+    spec = make_spec(
+        "bayesian",
+        objectives=[
+            {"metric": "eval_accuracy", "goal": "maximize"},
+            {"metric": "model_parameters", "goal": "minimize"},
+        ],
+        earlyStopping={"name": "asha"},
+    )
+    configuration = ask(make_strategy(spec), [], 1)[0]
+    stopped = Trial(
+        name="s-0000",
+        index=0,
+        parameters=configuration,
+        phase=TrialPhase.pruned,
+        reports=[
+            Report(step=10, epoch=1.0, metrics={"eval_accuracy": 0.6, "model_parameters": 5e6}),
+        ],
+    )
+    frozen = BayesianStrategy(spec).frozen_trial(stopped)
+    assert frozen is not None
+    assert frozen.state is TrialState.PRUNED and frozen.intermediate_values == {}
+    # Optuna's sampler takes such a history (it would raise on intermediate values).
+    history = [stopped.model_copy(update={"name": f"s-{i:04d}", "index": i}) for i in range(12)]
+    (proposal,) = make_strategy(spec).ask(history, [12])
+    assert set(proposal) == set(configuration)

@@ -517,19 +517,28 @@ def test_constraint_violations_reach_optunas_records() -> None:
     assert frozen is not None and frozen.constraints == {"model_parameters": 2e7}
 
 
-def test_a_trial_stopped_over_its_cost_budget_teaches_tpe_as_an_infeasible_result() -> None:
-    spec = make_spec("bayesian", constraints=[{"metric": "model_parameters", "max": 3e7}])
-    configuration = ask(make_strategy(spec), [], 1)[0]
-    stopped = Trial(
+def stopped_trial(spec: SweepSpec, *reports: tuple[float, float, float]) -> Trial:
+    """A trial of a configuration the search proposes, stopped after reports of (epoch,
+    eval_accuracy, model_parameters)."""
+    return Trial(
         name="s-0000",
         index=0,
-        parameters=configuration,
+        parameters=ask(make_strategy(spec), [], 1)[0],
         phase=TrialPhase.pruned,
         reports=[
-            Report(step=10, epoch=0.5, metrics={"eval_accuracy": 0.6, "model_parameters": 5e7}),
-            Report(step=20, epoch=1.0, metrics={"eval_accuracy": 0.7, "model_parameters": 5e7}),
+            Report(
+                step=round(20 * epoch),
+                epoch=epoch,
+                metrics={"eval_accuracy": accuracy, "model_parameters": parameters},
+            )
+            for epoch, accuracy, parameters in reports
         ],
     )
+
+
+def test_a_trial_stopped_over_its_cost_budget_teaches_tpe_as_an_infeasible_result() -> None:
+    spec = make_spec("bayesian", constraints=[{"metric": "model_parameters", "max": 3e7}])
+    stopped = stopped_trial(spec, (0.5, 0.6, 5e7), (1.0, 0.7, 5e7))
     frozen = BayesianStrategy(spec).frozen_trial(stopped)
     assert frozen is not None
     assert frozen.state is TrialState.COMPLETE and frozen.values == [0.7]
@@ -559,20 +568,11 @@ def test_with_several_objectives_a_trial_stopped_early_counts_among_the_bad() ->
         ],
         earlyStopping={"name": "asha"},
     )
-    configuration = ask(make_strategy(spec), [], 1)[0]
-    stopped = Trial(
-        name="s-0000",
-        index=0,
-        parameters=configuration,
-        phase=TrialPhase.pruned,
-        reports=[
-            Report(step=10, epoch=1.0, metrics={"eval_accuracy": 0.6, "model_parameters": 5e6}),
-        ],
-    )
+    stopped = stopped_trial(spec, (1.0, 0.6, 5e6))
     frozen = BayesianStrategy(spec).frozen_trial(stopped)
     assert frozen is not None
     assert frozen.state is TrialState.PRUNED and frozen.intermediate_values == {}
     # Optuna's sampler takes such a history (it would raise on intermediate values).
     history = [stopped.model_copy(update={"name": f"s-{i:04d}", "index": i}) for i in range(12)]
     (proposal,) = make_strategy(spec).ask(history, [12])
-    assert set(proposal) == set(configuration)
+    assert set(proposal) == set(stopped.parameters)

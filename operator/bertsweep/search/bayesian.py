@@ -220,17 +220,15 @@ class BayesianStrategy:
             measured = latest
             values = self._values(latest)
             state = TrialState.FAIL if values is None else TrialState.COMPLETE
-        elif trial.phase is TrialPhase.pruned and self._several:
-            # Stopped before the comparison point: among the bad, unranked (intermediate
-            # values would make Optuna ask for the study's one direction). As a failure it
-            # taught nothing, and TPE's random start lasted until enough trials had reached
-            # the comparison point (benchmarks/README.md: 0.34 -> 0.32 of random's epochs).
-            state = TrialState.PRUNED
         elif trial.phase is TrialPhase.pruned:
-            # What it reached at each point of its training.
+            # What it reached at each point of its training. With several objectives, nothing:
+            # among the bad, unranked (intermediate values would make Optuna ask for the
+            # study's one direction). As a failure it taught nothing, and TPE's random start
+            # lasted until enough trials had reached the comparison point
+            # (benchmarks/README.md: 0.34 -> 0.32 of random's epochs).
             state = TrialState.PRUNED
             by_epoch = self._spec.early_stopping.resource is Resource.epoch
-            for report in trial.reports:
+            for report in [] if self._several else trial.reports:
                 if objective.metric in report.metrics:
                     key = round(report.epoch * EPOCH_KEY_SCALE) if by_epoch else report.step
                     intermediate[key] = report.metrics[objective.metric]

@@ -185,7 +185,9 @@ def test_get_shows_every_trial_record_best_first(swept: Swept) -> None:
     # The table a person reads: the same trials in the same order, then status and conditions.
     table = bertsweep(swept.env, "get", SWEEP, "-n", swept.namespace)
     assert table.returncode == 0 and table.stderr == "", table.stderr
-    rows = [line for line in table.stdout.splitlines() if f"{SWEEP}-0" in line]
+    # A row is a line of the table's body; the title names the namespace, whose random
+    # suffix may itself contain the sweep's name followed by a digit.
+    rows = [line for line in table.stdout.splitlines() if line.startswith(f"│ {SWEEP}-")]
     assert len(rows) == 3, table.stdout
     for row, trial in zip(rows, expected, strict=True):
         assert trial["metadata"]["name"] in row and "Succeeded" in row, table.stdout

@@ -674,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def summarize(finished: Sequence[tuple[Job, Outcome]]) -> dict[str, Any]:
         records = run_records(finished, baseline)
         return {
-            **search_summary.tables(records, METHODS),
+            **search_summary.tables(records, METHODS, BUDGET_EPOCHS),
             "default": DEFAULT_METHOD,
             "settings": {
                 "instances": instances,

@@ -175,13 +175,14 @@ def test_a_peer_keeps_every_worker_busy_and_the_budget_holds(
 
 
 def records(rows: dict[str, dict[str, list[float | None]]]) -> list[dict[str, Any]]:
-    """Runs from {instance: {method: [epochs_ratio, ...]}}; None marks a miss (ratio 2)."""
+    """Runs from {instance: {method: [epochs_ratio, ...]}} against random search's 1000 epochs
+    on every seed; None marks a miss (the budget, 2000 epochs: ratio 2)."""
     out = []
     for instance, methods in rows.items():
         for method, ratios in methods.items():
             for seed, ratio in enumerate(ratios):
                 out.append({"method": method, "instance": instance, "seed": seed,
-                            "epochs": None if ratio is None else 100.0,
+                            "epochs": None if ratio is None else 1000 * ratio,
                             "epochs_ratio": 2.0 if ratio is None else ratio,
                             "wall_ratio": 1.0})  # fmt: skip
     return out
@@ -198,11 +199,16 @@ def test_the_per_instance_table_compares_the_default_with_the_best_peer_there(
                   "smac-mf": [0.2, 0.3, 0.2]},
         }
     )  # fmt: skip
-    rows = summary.per_instance(runs)
+    rows = summary.per_instance(runs, budget_epochs=2000)
     assert [(r["instance"], r["best_peer"], r["ratio"]) for r in rows] == [
         ("1", "dehb", 1.5), ("2", "smac-mf", 0.5),
     ]  # fmt: skip
     assert rows[0]["peers"] == {"dehb": 0.2, "smac-mf": 0.6}
+    # Random search costs the same on every seed here, so its epochs say the same.
+    assert [(r["fewest_epochs_peer"], r["epochs_ratio"]) for r in rows] == [
+        ("dehb", 1.5), ("smac-mf", 0.5),
+    ]  # fmt: skip
+    assert rows[0]["epochs"]["smac-mf"] == 600, "the miss counts the budget, 2000"
     methods = summary.methods_table(runs, ["random", "bertsweep-bayesian-asha", "dehb", "smac-mf"])
     assert methods["smac-mf"]["miss_rate"] == pytest.approx(1 / 6, abs=1e-4)
     assert methods["dehb"]["epochs_ratio"] == pytest.approx(0.35)
@@ -216,8 +222,35 @@ def test_the_per_instance_table_compares_the_default_with_the_best_peer_there(
     }  # fmt: skip
 
 
+def test_within_an_instance_the_epochs_leave_random_searchs_spread_out(
+    summary: ModuleType,
+) -> None:
+    # Random search needed 100 epochs on seed 0 and 1000 on the others: the peer's 200 on
+    # seed 0 is 2x random's there, which makes its median ratio look better than its epochs.
+    random = [100.0, 1000.0, 1000.0]
+    runs = [
+        {"method": method, "instance": "1", "seed": seed, "epochs": epochs,
+         "epochs_ratio": epochs / random[seed], "wall_ratio": 1.0}
+        for method, spent in [("bertsweep-bayesian-asha", [50.0, 600.0, 300.0]),
+                              ("dehb", [200.0, 200.0, 200.0])]
+        for seed, epochs in enumerate(spent)
+    ]  # fmt: skip
+    (row,) = summary.per_instance(runs, budget_epochs=2000)
+    assert row["ratio"] == pytest.approx(0.5 / 0.2)
+    assert row["epochs_ratio"] == pytest.approx(300 / 200)
+    goals = summary.goals(summary.methods_table(runs, ["bertsweep-bayesian-asha", "dehb"]), [row])
+    assert (goals["instance_ratio"], goals["instance_epochs_ratio"]) == (2.5, 1.5)
+
+
 def test_runs_of_several_invocations_merge(summary: ModuleType) -> None:
-    settings = {"instances": ["1"], "seeds": 2, "workers": 4, "targets": {"1": 0.9}, "seconds": 5}
+    settings = {
+        "instances": ["1"],
+        "seeds": 2,
+        "workers": 4,
+        "targets": {"1": 0.9},
+        "seconds": 5,
+        "budget_epochs": 2000,
+    }
     a = {
         "methods": {"bertsweep-bayesian-asha": {}},
         "settings": settings,

@@ -4,8 +4,9 @@ Each record is one run of one method on one instance and seed, with its costs to
 already divided by random search's on the same instance and seed (`epochs_ratio`,
 `wall_ratio`; a miss costs the whole budget, see search_efficiency.py) and `epochs` None for a
 miss. The tables are medians of those ratios. Because the records are in the benchmark's JSON,
-runs made in several invocations (with the same instances, seeds and workers, hence the same
-random-search baseline and targets) can be merged and tabled again:
+runs made in several invocations (with the same seeds and workers, over the same instances,
+hence the same random-search baseline and targets, or over others) can be merged and tabled
+again:
 
     python benchmarks/search_summary.py out/a.json out/b.json --json out/merged.json
 
@@ -244,13 +245,19 @@ def records_from_log(
 
 
 def merge(summaries: Sequence[Mapping[str, Any]], order: Sequence[str]) -> dict[str, Any]:
-    """One summary from several invocations of the same instances, seeds and workers (a run
-    repeated in a later file replaces the earlier one)."""
+    """One summary from several invocations with the same seeds and workers, over the same
+    instances or other ones (a run repeated in a later file replaces the earlier one). An
+    instance in two invocations must have had the same target in both."""
     first = summaries[0]["settings"]
+    targets = dict(first["targets"])
     for s in summaries[1:]:
-        for key in ("instances", "seeds", "workers", "targets"):
+        for key in ("seeds", "workers"):
             if s["settings"][key] != first[key]:
                 raise ValueError(f"cannot merge runs with different {key}")
+        for instance, target in s["settings"]["targets"].items():
+            if targets.setdefault(instance, target) != target:
+                raise ValueError(f"cannot merge runs with different targets on {instance}")
+    instances = list(dict.fromkeys(i for s in summaries for i in s["settings"]["instances"]))
     runs: dict[tuple[str, str, int], Record] = {}
     for s in summaries:
         for r in s["runs"]:
@@ -261,7 +268,12 @@ def merge(summaries: Sequence[Mapping[str, Any]], order: Sequence[str]) -> dict[
     return {
         **tables(records, known, first["budget_epochs"]),
         "default": DEFAULT_METHOD,
-        "settings": {**first, "seconds": round(seconds, 1)},
+        "settings": {
+            **first,
+            "instances": instances,
+            "targets": targets,
+            "seconds": round(seconds, 1),
+        },
         "runs": records,
     }
 

@@ -265,6 +265,21 @@ def test_runs_of_several_invocations_merge(summary: ModuleType) -> None:
     other = {**b, "settings": {**settings, "workers": 16}}
     with pytest.raises(ValueError, match="workers"):
         summary.merge([a, other], ["dehb"])
+    moved = {**b, "settings": {**settings, "targets": {"1": 0.8}}}
+    with pytest.raises(ValueError, match="targets on 1"):
+        summary.merge([a, moved], ["dehb"])
+
+    # Another instance, same seeds and workers: its rows join the table.
+    elsewhere = {
+        "methods": {"bertsweep-bayesian-asha": {}, "dehb": {}},
+        "settings": {**settings, "instances": ["2"], "targets": {"2": 0.7}},
+        "runs": records({"2": {"bertsweep-bayesian-asha": [0.1, 0.1], "dehb": [0.4, 0.4]}}),
+    }
+    both = summary.merge([a, b, elsewhere], ["bertsweep-bayesian-asha", "dehb"])
+    assert [r["instance"] for r in both["per_instance"]] == ["1", "2"]
+    assert both["settings"]["instances"] == ["1", "2"]
+    assert both["settings"]["targets"] == {"1": 0.9, "2": 0.7}
+    assert both["methods"]["bertsweep-bayesian-asha"]["runs"] == 4
 
 
 def test_runs_of_a_stopped_invocation_are_read_back_from_its_log(summary: ModuleType) -> None:

@@ -51,11 +51,15 @@ BARS = {"vs_best_peer": 0.7, "epochs_ratio": 0.18, "miss_rate": 0.05, "instance_
 Record = Mapping[str, Any]
 
 
+def charged(cost: float | None, at_budget: float) -> float:
+    """What a run cost: a miss (None) costs what spending the whole budget does (`at_budget`:
+    its epochs, or random search's wall time to spend them)."""
+    return at_budget if cost is None else cost
+
+
 def over_random(cost: float | None, base: float | None, at_budget: float) -> float:
-    """A run's cost over random search's on the same instance and seed, where a miss (None)
-    costs what spending the whole budget does (`at_budget`: its epochs, or random search's wall
-    time to spend them)."""
-    return (at_budget if cost is None else cost) / (at_budget if base is None else base)
+    """A run's cost over random search's on the same instance and seed (`charged`, both)."""
+    return charged(cost, at_budget) / charged(base, at_budget)
 
 
 def methods_table(records: Sequence[Record], order: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -103,30 +107,27 @@ def per_instance(
             for name in [default, *peers]
             if (runs := [r for r in here if r["method"] == name])
         }
-        mine = by_method.pop(default, None)
-        if mine is None or not by_method:
+        present = [name for name in by_method if name != default]
+        if default not in by_method or not present:
             continue
         medians = {
             name: statistics.median(r["epochs_ratio"] for r in runs)
             for name, runs in by_method.items()
         }
         epochs = {
-            name: statistics.median(
-                budget_epochs if r["epochs"] is None else r["epochs"] for r in runs
-            )
-            for name, runs in [(default, mine), *by_method.items()]
+            name: statistics.median(charged(r["epochs"], budget_epochs) for r in runs)
+            for name, runs in by_method.items()
         }
-        own = statistics.median(r["epochs_ratio"] for r in mine)
-        best = min(medians, key=lambda name: medians[name])
-        fewest = min(by_method, key=lambda name: epochs[name])
+        best = min(present, key=lambda name: medians[name])
+        fewest = min(present, key=lambda name: epochs[name])
         rows.append(
             {
                 "instance": instance,
-                "default": round(own, 4),
+                "default": round(medians[default], 4),
                 "best_peer": best,
                 "best_peer_epochs_ratio": round(medians[best], 4),
-                "ratio": round(own / medians[best], 3),
-                "peers": {name: round(v, 4) for name, v in medians.items()},
+                "ratio": round(medians[default] / medians[best], 3),
+                "peers": {name: round(medians[name], 4) for name in present},
                 "epochs": {name: round(v, 1) for name, v in epochs.items()},
                 "fewest_epochs_peer": fewest,
                 "epochs_ratio": round(epochs[default] / epochs[fewest], 3),
